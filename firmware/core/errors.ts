@@ -1,0 +1,67 @@
+/**
+ * The one registry of error codes. Every error the box reports (CLI, API,
+ * MQTT, logs) carries one of these codes; the HTTP status and the CLI exit
+ * code follow from it, so no caller invents its own.
+ */
+export const ErrorCodes = {
+  // configuration and command line: exit 2
+  CONFIG_INVALID: { http: 400, exit: 2 },
+  CONFIG_UNREADABLE: { http: 400, exit: 2 },
+  USAGE: { http: 400, exit: 2 },
+  // board and environment
+  INTERFACE_MISSING: { http: 500, exit: 2 },
+  INTERFACE_NO_IPV4: { http: 500, exit: 2 },
+  NO_PRIVILEGE: { http: 500, exit: 2 },
+  DATA_DIR_UNWRITABLE: { http: 500, exit: 2 },
+  ADDRESS_IN_USE: { http: 500, exit: 1 },
+  ADDON_MISSING: { http: 500, exit: 1 },
+  LAB_FAILED: { http: 500, exit: 1 },
+  // wire decoding (never leaves a server: packets are dropped and counted)
+  DECODE: { http: 400, exit: 1 },
+  // generic
+  NOT_FOUND: { http: 404, exit: 1 },
+  CONFLICT: { http: 409, exit: 1 },
+  INVALID_REQUEST: { http: 400, exit: 1 },
+  UNAUTHORIZED: { http: 401, exit: 1 },
+  FORBIDDEN: { http: 403, exit: 1 },
+  INTERNAL: { http: 500, exit: 1 },
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class BootboxError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'BootboxError';
+    this.code = code;
+    this.details = details;
+  }
+  get exitCode(): number {
+    return ErrorCodes[this.code].exit;
+  }
+  get httpStatus(): number {
+    return ErrorCodes[this.code].http;
+  }
+}
+
+/** The only error a codec may throw. `reason` is a short stable token used in counters. */
+export class DecodeError extends Error {
+  readonly code = 'DECODE' as const;
+  readonly reason: string;
+  constructor(reason: string, message?: string) {
+    super(message ?? reason);
+    this.name = 'DecodeError';
+    this.reason = reason;
+  }
+}
+
+export function isBootboxError(e: unknown): e is BootboxError {
+  return e instanceof BootboxError;
+}
+
+/** Exit code for any thrown value: registry code if known, else 1. */
+export function exitCodeOf(e: unknown): number {
+  return e instanceof BootboxError ? e.exitCode : 1;
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages bootbox needs to run (lab mode) and to test
+# against its real peers. Idempotent; run as root.
+set -euo pipefail
+what="${1:-test}"   # run | test
+
+run_pkgs=(iproute2 iputils-ping procps util-linux coreutils kmod ca-certificates
+  qemu-system-x86 ipxe-qemu ovmf ipxe busybox-static tcpdump)
+test_pkgs=(isc-dhcp-client kea-admin dnsmasq-base isc-dhcp-server isc-dhcp-relay
+  tftp-hpa atftp atftpd curl udpcast mosquitto mosquitto-clients chromium
+  wimtools exfatprogs ntfs-3g exfat-fuse fuse3 qemu-user-static g++-aarch64-linux-gnu
+  nginx-light python3 make g++ xz-utils file)
+
+pkgs=("${run_pkgs[@]}")
+[ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  # No daemon may start on its own during install (there is no init system here anyway).
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
