@@ -1,0 +1,104 @@
+import dgram from 'node:dgram';
+import type { Datagram, EndpointOptions, EndpointStats, SendCallback, UdpEndpoint } from './udp-endpoint.ts';
+import { newStats } from './udp-endpoint.ts';
+
+export interface DgramEndpointOptions extends EndpointOptions {
+  ifname: string;
+  /** Address to bind (the private interface's address, or 127.0.0.1 in tests). */
+  address: string;
+  /**
+   * Guard for the private network. Linux accepts a datagram for any local address on any
+   * interface, so a socket bound to the private address could be reached, and answer, through
+   * the uplink. Sources and destinations outside what this returns true for are refused.
+   */
+  allowPeer?: (addr: string) => boolean;
+  recvBufferSize?: number;
+  sendBufferSize?: number;
+}
+
+/** A plain dgram socket bound to one address: unicast services (TFTP, port 4011, HTTP-side helpers). */
+export class DgramEndpoint implements UdpEndpoint {
+  readonly kind = 'dgram' as const;
+  readonly ifname: string;
+  readonly localAddress: string;
+  readonly stats: EndpointStats = newStats();
+  private readonly sock: dgram.Socket;
+  private readonly allow: (addr: string) => boolean;
+  private listener: ((d: Datagram) => void) | undefined;
+  private boundPort = 0;
+  private closed = false;
+
+  private constructor(opts: DgramEndpointOptions) {
+    this.ifname = opts.ifname;
+    this.localAddress = opts.address;
+    this.allow = opts.allowPeer ?? (() => true);
+    this.sock = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+  }
+
+  static async open(opts: DgramEndpointOptions): Promise<DgramEndpoint> {
+    const ep = new DgramEndpoint(opts);
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (e: Error) => reject(e);
+      ep.sock.once('error', onErr);
+      ep.sock.bind({ port: opts.port, address: opts.address, exclusive: true }, () => {
+        ep.sock.off('error', onErr);
+        resolve();
+      });
+    });
+    ep.boundPort = ep.sock.address().port;
+    if (opts.recvBufferSize) ep.sock.setRecvBufferSize(opts.recvBufferSize);
+    if (opts.sendBufferSize) ep.sock.setSendBufferSize(opts.sendBufferSize);
+    for (const g of opts.multicastGroups ?? []) ep.sock.addMembership(g, opts.address);
+    if (opts.multicastGroups?.length) ep.sock.setMulticastInterface(opts.address);
+    ep.sock.on('error', () => {
+      ep.stats.sendErrors++;
+    });
+    ep.sock.on('message', (data, rinfo) => {
+      if (!ep.allow(rinfo.address)) {
+        ep.stats.refused++;
+        return;
+      }
+      ep.stats.received++;
+      ep.listener?.({
+        data,
+        srcAddr: rinfo.address,
+        srcPort: rinfo.port,
+        dstAddr: ep.localAddress,
+        dstPort: ep.boundPort,
+        ifname: ep.ifname,
+      });
+    });
+    return ep;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  onMessage(fn: (d: Datagram) => void): void {
+    this.listener = fn;
+  }
+
+  send(data: Buffer, dstAddr: string, dstPort: number, cb?: SendCallback): void {
+    if (this.closed) {
+      cb?.(new Error('endpoint closed'));
+      return;
+    }
+    if (!this.allow(dstAddr)) {
+      this.stats.refused++;
+      cb?.(new Error(`destination ${dstAddr} is not on the private network`));
+      return;
+    }
+    this.sock.send(data, dstPort, dstAddr, (err) => {
+      if (err) this.stats.sendErrors++;
+      else this.stats.sent++;
+      cb?.(err ?? null);
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return new Promise((resolve) => this.sock.close(() => resolve()));
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The configuration: one schema, used for the JSON config file and for the
+ * flags of `bootbox serve` (../../shared/CONTRACT.md). Validation names the
+ * offending key (or flag) and never guesses.
+ */
+import { parseCidr, parseIPv4, parseRange } from '../core/net.ts';
+
+export type DhcpMode = 'full' | 'proxy' | 'off' | 'auto';
+
+export interface Config {
+  privateInterface?: string;
+  uplinkInterface?: string;
+  dataDir: string;
+  imagesDir?: string;
+  bootDir?: string;
+  boxId?: string;
+  dhcp: {
+    mode: DhcpMode;
+    range?: string;
+    leaseTime: number;
+    router?: string;
+    dns: string[];
+    domain?: string;
+    /** Subnets behind DHCP relays on the private side, e.g. "10.88.0.0/16". */
+    relayNetworks: string[];
+  };
+  tftp: {
+    port: number;
+    singlePort: boolean;
+    blksizeMax?: number;
+    windowsizeMax: number;
+    maxTransfers: number;
+    maxPerClient: number;
+  };
+  http: { port: number };
+  ui: { port: number };
+  api: { tokens: string[] };
+  mqtt: { url?: string; username?: string; password?: string };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}
+
+export function defaultConfig(): Config {
+  return {
+    dataDir: '/var/lib/bootbox',
+    dhcp: { mode: 'full', leaseTime: 3600, dns: [], relayNetworks: [] },
+    tftp: { port: 69, singlePort: false, windowsizeMax: 64, maxTransfers: 512, maxPerClient: 8 },
+    http: { port: 80 },
+    ui: { port: 8080 },
+    api: { tokens: [] },
+    mqtt: {},
+    log: { level: 'info' },
+  };
+}
+
+type Check = (v: unknown) => string | undefined;
+interface FieldSpec {
+  check: Check;
+}
+type ObjectSpec = { [k: string]: FieldSpec | ObjectSpec };
+
+const isSpec = (s: FieldSpec | ObjectSpec): s is FieldSpec => typeof (s as FieldSpec).check === 'function';
+
+const str =
+  (test?: (s: string) => string | undefined): Check =>
+  (v) => {
+    if (typeof v !== 'string') return `must be a string (got ${describe(v)})`;
+    if (v.length === 0) return 'must not be empty';
+    return test?.(v);
+  };
+const int =
+  (min: number, max: number): Check =>
+  (v) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+      ? undefined
+      : `must be an integer from ${min} to ${max} (got ${describe(v)})`;
+const bool: Check = (v) => (typeof v === 'boolean' ? undefined : `must be true or false (got ${describe(v)})`);
+const oneOf =
+  (...values: string[]): Check =>
+  (v) =>
+    typeof v === 'string' && values.includes(v) ? undefined : `must be one of ${values.join(', ')} (got ${describe(v)})`;
+const list =
+  (item: Check): Check =>
+  (v) => {
+    if (!Array.isArray(v)) return `must be a list (got ${describe(v)})`;
+    for (let i = 0; i < v.length; i++) {
+      const e = item(v[i]);
+      if (e) return `item ${i + 1} ${e}`;
+    }
+    return undefined;
+  };
+
+const ifname = str((s) =>
+  /^[A-Za-z0-9_.:@-]{1,15}$/.test(s) ? undefined : `must be a network interface name (got ${JSON.stringify(s)})`,
+);
+const ipv4 = str((s) => (parseIPv4(s) === undefined ? `must be an IPv4 address (got ${JSON.stringify(s)})` : undefined));
+const cidr = str((s) => (parseCidr(s) ? undefined : `must be a subnet like 10.88.0.0/16 (got ${JSON.stringify(s)})`));
+const range = str((s) =>
+  parseRange(s) ? undefined : `must be a range like 10.77.0.100-10.77.0.200 (got ${JSON.stringify(s)})`,
+);
+const port = int(1, 65535);
+const mqttUrl = str((s) =>
+  /^mqtts?:\/\/[^\s/]+/.test(s) ? undefined : `must be an mqtt:// or mqtts:// URL (got ${JSON.stringify(s)})`,
+);
+
+const SCHEMA: ObjectSpec = {
+  privateInterface: { check: ifname },
+  uplinkInterface: { check: ifname },
+  dataDir: { check: str() },
+  imagesDir: { check: str() },
+  bootDir: { check: str() },
+  boxId: { check: str((s) => (/^[A-Za-z0-9_-]{1,64}$/.test(s) ? undefined : 'must be letters, digits, _ or -')) },
+  dhcp: {
+    mode: { check: oneOf('full', 'proxy', 'off', 'auto') },
+    range: { check: range },
+    leaseTime: { check: int(60, 365 * 24 * 3600) },
+    router: { check: ipv4 },
+    dns: { check: list(ipv4) },
+    domain: { check: str() },
+    relayNetworks: { check: list(cidr) },
+  },
+  tftp: {
+    port: { check: port },
+    singlePort: { check: bool },
+    blksizeMax: { check: int(512, 65464) },
+    windowsizeMax: { check: int(1, 65535) },
+    maxTransfers: { check: int(1, 100000) },
+    maxPerClient: { check: int(1, 1000) },
+  },
+  http: { port: { check: port } },
+  ui: { port: { check: port } },
+  api: { tokens: { check: list(str((s) => (s.length >= 16 ? undefined : 'must be at least 16 characters'))) } },
+  mqtt: { url: { check: mqttUrl }, username: { check: str() }, password: { check: str() } },
+  log: { level: { check: oneOf('debug', 'info', 'warn', 'error') } },
+};
+
+export interface ConfigIssue {
+  key: string;
+  message: string;
+}
+
+/** Checks a partial config object against the schema. Unknown keys are errors. */
+export function checkConfig(input: unknown, spec: ObjectSpec = SCHEMA, prefix = ''): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return [{ key: prefix || '(root)', message: `must be an object (got ${describe(input)})` }];
+  }
+  for (const [k, v] of Object.entries(input)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    const s = Object.hasOwn(spec, k) ? spec[k] : undefined;
+    if (!s) {
+      issues.push({ key, message: 'is not a known configuration key' });
+      continue;
+    }
+    if (isSpec(s)) {
+      const e = s.check(v);
+      if (e) issues.push({ key, message: e });
+    } else {
+      issues.push(...checkConfig(v, s, key));
+    }
+  }
+  return issues;
+}
+
+/** Deep-merges validated partial configs over the defaults (later wins; lists are replaced). */
+export function mergeConfig(base: Config, ...parts: unknown[]): Config {
+  const out = structuredClone(base) as unknown as Record<string, unknown>;
+  for (const p of parts) mergeInto(out, p as Record<string, unknown>);
+  return out as unknown as Config;
+}
+
+function mergeInto(target: Record<string, unknown>, src: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(src ?? {})) {
+    if (v === undefined) continue;
+    const cur = target[k];
+    if (v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)) {
+      mergeInto(cur as Record<string, unknown>, v as Record<string, unknown>);
+    } else {
+      target[k] = v;
+    }
+  }
+}
+
+/** Cross-field rules that a per-key check cannot see. */
+export function checkConsistency(c: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (c.uplinkInterface && c.uplinkInterface === c.privateInterface) {
+    issues.push({ key: 'uplinkInterface', message: 'must differ from privateInterface' });
+  }
+  const ports: [string, number][] = [
+    ['http.port', c.http.port],
+    ['ui.port', c.ui.port],
+  ];
+  if (ports[0]![1] === ports[1]![1]) issues.push({ key: 'ui.port', message: 'must differ from http.port' });
+  return issues;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'object') return 'an object';
+  return String(v);
+}

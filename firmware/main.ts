@@ -1,0 +1,177 @@
+/**
+ * The composition root: argv -> config -> board -> services -> servers, plus signals.
+ * This is the only module with side effects at the top level.
+ */
+import { accessSync, constants, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { openBoard, type Board } from '../board/board.ts';
+import { LAB_ADDRESS, labDown, labNode, labUp } from '../board/lab.ts';
+import { RawInterface } from '../board/raw-endpoint.ts';
+import { resolveRoles } from '../board/interfaces.ts';
+import { ApiServer } from './api/server.ts';
+import { buildApp } from './app.ts';
+import { type Command, FLAG_OF_KEY, parseCommand } from './cli/args.ts';
+import { resolveConfig } from './config/load.ts';
+import type { Config } from './config/schema.ts';
+import { systemClock } from './core/clock.ts';
+import { BootboxError, exitCodeOf } from './core/errors.ts';
+import { EventBus } from './core/event-bus.ts';
+import { createLogger } from './core/logger.ts';
+import type { BoxEvents } from './domain/events.ts';
+import { buildInfo, versionLine } from './version.ts';
+
+function fail(e: unknown): never {
+  const msg = e instanceof BootboxError ? e.message : (e as Error)?.stack ?? String(e);
+  process.stderr.write(`bootbox: ${msg}\n`);
+  process.exit(exitCodeOf(e));
+}
+
+/** Default state directory for lab mode: under the checkout, or beside the binary's working dir. */
+function labDataDir(): string {
+  return buildInfo().bundled ? path.resolve('bootbox-data') : path.resolve(import.meta.dirname, '..', '.data');
+}
+
+function ensureWritableDir(dir: string, key: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    const probe = path.join(dir, `.write-test-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new BootboxError('DATA_DIR_UNWRITABLE', `${key} ${dir} is not a writable directory (${code})`);
+  }
+}
+
+async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
+  const overrides = structuredClone(cmd.overrides);
+  const defaults: Record<string, unknown> = {};
+  if (cmd.lab) {
+    const lab = labUp(cmd.labName);
+    overrides.privateInterface ??= lab.interface;
+    defaults.dataDir = labDataDir();
+  }
+  const config: Config = resolveConfig({ configFile: cmd.configFile, overrides, defaults, flagOfKey: FLAG_OF_KEY });
+  if (!config.privateInterface) {
+    throw new BootboxError(
+      'CONFIG_INVALID',
+      '"privateInterface" is required: give --private IFACE, set it in the config file, or use --lab',
+    );
+  }
+  ensureWritableDir(config.dataDir, FLAG_OF_KEY.dataDir ? `--data (dataDir)` : 'dataDir');
+  const log = createLogger('bootbox', { level: config.log.level });
+  const bus = new EventBus<BoxEvents>(log.child('events'));
+  const startedAt = Date.now();
+
+  const board: Board = await openBoard({
+    privateInterface: config.privateInterface,
+    uplinkInterface: config.uplinkInterface,
+    relayNetworks: config.dhcp.relayNetworks,
+  });
+  const priv = board.roles.private;
+  const uplink = board.roles.uplink;
+  log.info('interfaces', {
+    private: `${priv.name} ${priv.ipv4}/${priv.prefix}`,
+    uplink: uplink ? `${uplink.name} ${uplink.ipv4 ?? '(no IPv4)'}` : 'none',
+  });
+
+  const info = buildInfo();
+  const hosts = [...new Set([uplink?.ipv4, priv.ipv4, '127.0.0.1'].filter((h): h is string => Boolean(h)))];
+  const services = [
+    new ApiServer({
+      port: config.ui.port,
+      hosts,
+      health: () => ({
+        version: info.version,
+        commit: info.commit,
+        arch: info.arch,
+        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+        interfaces: [priv, ...(uplink ? [uplink] : [])].map((i) => ({
+          name: i.name,
+          role: i.role,
+          mac: i.mac,
+          ipv4: i.ipv4,
+          prefix: i.prefix,
+          mtu: i.mtu,
+        })),
+        services: Object.fromEntries(app.services.map((s) => [s.name, s.status()])),
+        counters: { privateInterface: board.raw.stats },
+      }),
+    }),
+  ];
+  const app = buildApp({ config, log, clock: systemClock, bus, services });
+  try {
+    await app.start();
+  } catch (e) {
+    board.close();
+    throw e;
+  }
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: stopping`);
+    await app.stop();
+    board.close();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  const where = `private ${priv.name} ${priv.ipv4}` + (cmd.lab ? ` (lab ${cmd.labName}, nodes: bootbox lab node)` : '');
+  log.info(`UI and API on ${hosts.map((h) => `http://${h}:${config.ui.port}`).join(', ')}`);
+  process.stdout.write(`bootbox ready: ${where}\n`);
+}
+
+async function selftestRaw(iface: string): Promise<void> {
+  const roles = await resolveRoles(iface).catch(() => undefined);
+  const address = roles?.private.ipv4 ?? '127.0.0.1';
+  const ri = RawInterface.open(iface, address, roles?.private.prefix ?? 8);
+  const ep = await ri.open({ port: 0 });
+  process.stdout.write(`raw ok ${iface} port ${ep.port}\n`);
+  ri.close();
+}
+
+async function run(argv: string[]): Promise<void> {
+  const cmd = parseCommand(argv);
+  switch (cmd.cmd) {
+    case 'help':
+      process.stdout.write(cmd.text);
+      return;
+    case 'version':
+      process.stdout.write(`${versionLine()}\n`);
+      return;
+    case 'serve':
+      return serve(cmd);
+    case 'lab-up': {
+      const r = labUp(cmd.name, { boxNetns: cmd.netns });
+      process.stdout.write(`${r.interface}\n`);
+      process.stderr.write(
+        `lab "${cmd.name}" ${r.created ? 'created' : 'is up'}: serve on ${r.interface} (${LAB_ADDRESS}/24), switch namespace ${r.netns}\n`,
+      );
+      return;
+    }
+    case 'lab-down': {
+      const removed = labDown(cmd.name);
+      process.stderr.write(removed ? `lab "${cmd.name}" removed\n` : `lab "${cmd.name}" was not up\n`);
+      return;
+    }
+    case 'lab-node': {
+      const code = await labNode({
+        lab: cmd.name,
+        nodeName: cmd.nodeName ?? `node${process.pid % 1000}`,
+        firmware: cmd.firmware,
+        disk: cmd.disk,
+        mac: cmd.mac,
+        memory: cmd.memory,
+      });
+      process.exit(code);
+      return;
+    }
+    case 'selftest-raw':
+      return selftestRaw(cmd.iface);
+  }
+}
+
+run(process.argv.slice(2)).catch(fail);
