@@ -122,6 +122,9 @@ export function labDown(name: string, opts: { boxNetns?: string } = {}): boolean
     removed = true;
   }
   if (netnsExists(n.netns)) {
+    // Deleting the switch end removes the box end at once, wherever it lives; a namespace
+    // deletion alone frees its veths only when the kernel gets round to it.
+    if (linkExists(n.switchPort, n.netns)) ip(['link', 'del', n.switchPort], n.netns);
     ip(['netns', 'del', n.netns]);
     removed = true;
   }

@@ -184,7 +184,7 @@ function mergeInto(target: Record<string, unknown>, src: Record<string, unknown>
 export function checkConsistency(c: Config): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (c.uplinkInterface && c.uplinkInterface === c.privateInterface) {
-    issues.push({ key: 'uplinkInterface', message: 'must differ from privateInterface' });
+    issues.push({ key: 'uplinkInterface', message: 'must differ from the private interface (privateInterface, --private)' });
   }
   const ports: [string, number][] = [
     ['http.port', c.http.port],
