@@ -4,12 +4,14 @@
 set -euo pipefail
 what="${1:-test}"   # run | test
 
-run_pkgs=(iproute2 iputils-ping procps util-linux coreutils kmod ca-certificates
-  qemu-system-x86 ipxe-qemu ovmf ipxe busybox-static tcpdump)
+run_pkgs=(iproute2 iputils-ping procps util-linux coreutils kmod ca-certificates curl
+  python3 make g++ qemu-system-x86 ipxe-qemu ovmf ipxe busybox-static tcpdump)
+# npm installs Node 24 itself (package "node"); any Node >= 18 with npm can bootstrap it.
+if ! command -v npm >/dev/null 2>&1; then run_pkgs+=(nodejs npm); fi
 test_pkgs=(isc-dhcp-client kea-admin dnsmasq-base isc-dhcp-server isc-dhcp-relay
   tftp-hpa atftp atftpd curl udpcast mosquitto mosquitto-clients chromium
   wimtools exfatprogs ntfs-3g exfat-fuse fuse3 qemu-user-static g++-aarch64-linux-gnu
-  nginx-light python3 make g++ xz-utils file)
+  nginx-light xz-utils file)
 
 pkgs=("${run_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
