@@ -88,7 +88,9 @@ export async function resolveRoles(privateName: string, uplinkName?: string): Pr
       `private interface "${privateName}" has no IPv4 address; give it one (e.g. ip addr add 10.77.0.1/24 dev ${privateName})`,
     );
   }
-  const uplink = uplinkName ? (all.find((i) => i.name === uplinkName) ?? fallbackInterface(uplinkName, 'uplink')) : undefined;
+  const uplink = uplinkName
+    ? (all.find((i) => i.name === uplinkName) ?? fallbackInterface(uplinkName, 'uplink'))
+    : undefined;
   return { private: priv as PrivateInterface, uplink };
 }
 

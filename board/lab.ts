@@ -9,7 +9,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BootboxError } from '../firmware/core/errors.ts';
@@ -74,7 +74,10 @@ export function labUp(name: string, opts: { boxNetns?: string } = {}): LabUpResu
   }
   ip(['link', 'set', 'lo', 'up'], n.netns);
   if (!linkExists(n.bridge, n.netns)) {
-    ip(['link', 'add', n.bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'mcast_snooping', '0'], n.netns);
+    ip(
+      ['link', 'add', n.bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'mcast_snooping', '0'],
+      n.netns,
+    );
     created = true;
   }
   ip(['link', 'set', n.bridge, 'up'], n.netns);
@@ -84,7 +87,19 @@ export function labUp(name: string, opts: { boxNetns?: string } = {}): LabUpResu
   if (!linkExists(n.boxIf, opts.boxNetns)) {
     // A half-made pair (switch side left over) is removed first.
     if (linkExists(n.switchPort, n.netns)) ip(['link', 'del', n.switchPort], n.netns);
-    ip(['link', 'add', n.switchPort, 'netns', n.netns, 'type', 'veth', 'peer', 'name', n.boxIf, ...(opts.boxNetns ? ['netns', opts.boxNetns] : [])]);
+    ip([
+      'link',
+      'add',
+      n.switchPort,
+      'netns',
+      n.netns,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      n.boxIf,
+      ...(opts.boxNetns ? ['netns', opts.boxNetns] : []),
+    ]);
     created = true;
   }
   ip(['link', 'set', n.switchPort, 'master', n.bridge, 'up'], n.netns);
@@ -104,7 +119,9 @@ export function labDown(name: string, opts: { boxNetns?: string } = {}): boolean
   // Stop nodes started by `lab node` (their pid files live in the run dir).
   if (existsSync(runDir)) {
     try {
-      for (const f of execFileSync('ls', [runDir], { encoding: 'utf8' }).split('\n').filter((x) => x.endsWith('.pid'))) {
+      for (const f of execFileSync('ls', [runDir], { encoding: 'utf8' })
+        .split('\n')
+        .filter((x) => x.endsWith('.pid'))) {
         try {
           const pid = Number(execFileSync('cat', [path.join(runDir, f)], { encoding: 'utf8' }).trim());
           if (pid > 0) process.kill(pid, 'SIGTERM');
@@ -161,11 +178,25 @@ const OVMF_VARS = ['/usr/share/OVMF/OVMF_VARS_4M.fd', '/usr/share/OVMF/OVMF_VARS
 export function qemuArgs(o: NodeOptions & { tap: string; workDir: string }): string[] {
   const mac = o.mac ?? nodeMac(o.nodeName);
   const args = [
-    '-accel', 'tcg', '-machine', 'q35', '-m', String(o.memory ?? 512),
-    '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none', '-no-reboot',
-    '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
-    '-monitor', 'none',
-    '-serial', o.serialFile ? `file:${o.serialFile}` : 'stdio',
+    '-accel',
+    'tcg',
+    '-machine',
+    'q35',
+    '-m',
+    String(o.memory ?? 512),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-vga',
+    'none',
+    '-no-reboot',
+    '-netdev',
+    `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
+    '-monitor',
+    'none',
+    '-serial',
+    o.serialFile ? `file:${o.serialFile}` : 'stdio',
   ];
   if (o.firmware === 'uefi-pxe') {
     // edk2's own PXE client: a NIC without an iPXE option ROM.

@@ -37,7 +37,13 @@ const IPPROTO_UDP = 17;
 
 interface RawSock {
   setOption(level: number, option: number, value: Buffer | number, length?: number): void;
-  send(buf: Buffer, offset: number, length: number, address: string, cb: (err: Error | null, bytes: number) => void): void;
+  send(
+    buf: Buffer,
+    offset: number,
+    length: number,
+    address: string,
+    cb: (err: Error | null, bytes: number) => void,
+  ): void;
   on(ev: 'message', fn: (buf: Buffer, source: string) => void): void;
   on(ev: 'error', fn: (err: Error) => void): void;
   close(): void;

@@ -4,10 +4,10 @@
  */
 import { accessSync, constants, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { openBoard, type Board } from '../board/board.ts';
+import { type Board, openBoard } from '../board/board.ts';
+import { resolveRoles } from '../board/interfaces.ts';
 import { LAB_ADDRESS, labDown, labNode, labUp } from '../board/lab.ts';
 import { RawInterface } from '../board/raw-endpoint.ts';
-import { resolveRoles } from '../board/interfaces.ts';
 import { ApiServer } from './api/server.ts';
 import { buildApp } from './app.ts';
 import { type Command, FLAG_OF_KEY, parseCommand } from './cli/args.ts';
@@ -21,7 +21,7 @@ import type { BoxEvents } from './domain/events.ts';
 import { buildInfo, versionLine } from './version.ts';
 
 function fail(e: unknown): never {
-  const msg = e instanceof BootboxError ? e.message : (e as Error)?.stack ?? String(e);
+  const msg = e instanceof BootboxError ? e.message : ((e as Error)?.stack ?? String(e));
   process.stderr.write(`bootbox: ${msg}\n`);
   process.exit(exitCodeOf(e));
 }

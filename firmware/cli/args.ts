@@ -13,7 +13,15 @@ export type Command =
   | { cmd: 'help'; text: string }
   | { cmd: 'lab-up'; name: string; netns?: string }
   | { cmd: 'lab-down'; name: string }
-  | { cmd: 'lab-node'; name: string; nodeName?: string; firmware: Firmware; disk?: string; mac?: string; memory: number }
+  | {
+      cmd: 'lab-node';
+      name: string;
+      nodeName?: string;
+      firmware: Firmware;
+      disk?: string;
+      mac?: string;
+      memory: number;
+    }
   | { cmd: 'selftest-raw'; iface: string };
 
 interface FlagDef {
@@ -28,7 +36,11 @@ export const SERVE_FLAGS: Record<string, FlagDef> = {
   private: { key: 'privateInterface', kind: 'string', help: 'cluster-side interface; boot services listen here only' },
   uplink: { key: 'uplinkInterface', kind: 'string', help: 'site-side interface (UI/API, MQTT); never boot services' },
   data: { key: 'dataDir', kind: 'string', help: 'state directory: database, logs, rendered files' },
-  images: { key: 'imagesDir', kind: 'string', help: 'image store (default: detected image volume, else <data>/images)' },
+  images: {
+    key: 'imagesDir',
+    kind: 'string',
+    help: 'image store (default: detected image volume, else <data>/images)',
+  },
   'boot-dir': { key: 'bootDir', kind: 'string', help: 'files nodes may fetch by TFTP/HTTP (default <images>/boot)' },
   dhcp: { key: 'dhcp.mode', kind: 'string', help: 'full | proxy | auto | off' },
   range: { key: 'dhcp.range', kind: 'string', help: 'address pool for full mode, A.B.C.D-A.B.C.E' },
@@ -69,12 +81,19 @@ function usageError(message: string): BootboxError {
   return new BootboxError('USAGE', message);
 }
 
-function parse(args: string[], options: Parameters<typeof parseArgs>[0]['options']) {
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+function parse(
+  args: string[],
+  options: NonNullable<Parameters<typeof parseArgs>[0]>['options'],
+): { values: Values; positionals: string[] } {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (e) {
     // node:util messages read like "Unknown option '--foo'. …"; keep the first sentence.
-    const msg = (e as Error).message.split('. ')[0]!.replace(/^Option '(.+?)' argument missing/, "flag '$1' needs a value");
+    const msg = (e as Error).message
+      .split('. ')[0]!
+      .replace(/^Option '(.+?)' argument missing/, "flag '$1' needs a value");
     throw usageError(msg.charAt(0).toLowerCase() + msg.slice(1));
   }
 }
@@ -150,7 +169,8 @@ function parseLab(args: string[]): Command {
   if (positionals.length) throw usageError(`lab ${action}: unexpected argument "${positionals[0]}"`);
   if (values.name !== undefined && action !== 'node') throw usageError(`lab ${action}: --name is for "lab node"`);
   const name = (values.lab as string | undefined) ?? 'bootbox';
-  if (!/^[a-z0-9]{1,8}$/.test(name)) throw usageError(`lab name must be 1-8 lowercase letters or digits (got "${name}")`);
+  if (!/^[a-z0-9]{1,8}$/.test(name))
+    throw usageError(`lab name must be 1-8 lowercase letters or digits (got "${name}")`);
   switch (action) {
     case 'up':
       return { cmd: 'lab-up', name, netns: values.netns as string | undefined };

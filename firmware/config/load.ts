@@ -23,7 +23,10 @@ export function resolveConfig(opts: ResolveOptions): Config {
     try {
       text = (opts.readFile ?? ((p) => readFileSync(p, 'utf8')))(file);
     } catch (e) {
-      throw new BootboxError('CONFIG_UNREADABLE', `config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new BootboxError(
+        'CONFIG_UNREADABLE',
+        `config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
     try {
       fromFile = JSON.parse(text);
@@ -45,6 +48,12 @@ export function resolveConfig(opts: ResolveOptions): Config {
 function invalid(issues: ConfigIssue[], prefix: string, flagOfKey: Record<string, string> = {}): BootboxError {
   const first = issues[0]!;
   const name = flagOfKey[first.key] ?? `"${first.key}"`;
-  const more = issues.length > 1 ? ` (and ${issues.length - 1} more: ${issues.slice(1).map((i) => i.key).join(', ')})` : '';
+  const more =
+    issues.length > 1
+      ? ` (and ${issues.length - 1} more: ${issues
+          .slice(1)
+          .map((i) => i.key)
+          .join(', ')})`
+      : '';
   return new BootboxError('CONFIG_INVALID', `${prefix}${name} ${first.message}${more}`, { issues });
 }

@@ -77,7 +77,9 @@ const bool: Check = (v) => (typeof v === 'boolean' ? undefined : `must be true o
 const oneOf =
   (...values: string[]): Check =>
   (v) =>
-    typeof v === 'string' && values.includes(v) ? undefined : `must be one of ${values.join(', ')} (got ${describe(v)})`;
+    typeof v === 'string' && values.includes(v)
+      ? undefined
+      : `must be one of ${values.join(', ')} (got ${describe(v)})`;
 const list =
   (item: Check): Check =>
   (v) => {
@@ -92,7 +94,9 @@ const list =
 const ifname = str((s) =>
   /^[A-Za-z0-9_.:@-]{1,15}$/.test(s) ? undefined : `must be a network interface name (got ${JSON.stringify(s)})`,
 );
-const ipv4 = str((s) => (parseIPv4(s) === undefined ? `must be an IPv4 address (got ${JSON.stringify(s)})` : undefined));
+const ipv4 = str((s) =>
+  parseIPv4(s) === undefined ? `must be an IPv4 address (got ${JSON.stringify(s)})` : undefined,
+);
 const cidr = str((s) => (parseCidr(s) ? undefined : `must be a subnet like 10.88.0.0/16 (got ${JSON.stringify(s)})`));
 const range = str((s) =>
   parseRange(s) ? undefined : `must be a range like 10.77.0.100-10.77.0.200 (got ${JSON.stringify(s)})`,
@@ -184,7 +188,10 @@ function mergeInto(target: Record<string, unknown>, src: Record<string, unknown>
 export function checkConsistency(c: Config): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (c.uplinkInterface && c.uplinkInterface === c.privateInterface) {
-    issues.push({ key: 'uplinkInterface', message: 'must differ from the private interface (privateInterface, --private)' });
+    issues.push({
+      key: 'uplinkInterface',
+      message: 'must differ from the private interface (privateInterface, --private)',
+    });
   }
   const ports: [string, number][] = [
     ['http.port', c.http.port],

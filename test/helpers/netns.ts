@@ -2,7 +2,7 @@
  * Network namespaces for lab tests: each test makes its own, with unique names,
  * and removes them. Traffic stays inside them.
  */
-import { type ChildProcess, execFile, execFileSync, spawn, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, type SpawnOptions, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
@@ -33,7 +33,11 @@ export class Netns {
   }
 
   /** Runs a command inside the namespace and waits for it. */
-  async exec(cmd: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
+  async exec(
+    cmd: string,
+    args: string[],
+    opts: { timeoutMs?: number } = {},
+  ): Promise<{ stdout: string; stderr: string }> {
     return execFileP('ip', ['netns', 'exec', this.name, cmd, ...args], {
       timeout: opts.timeoutMs ?? 60_000,
       maxBuffer: 64 * 1024 * 1024,
@@ -42,7 +46,10 @@ export class Netns {
 
   /** Starts a command inside the namespace; it is killed by destroy(). */
   spawn(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', this.name, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const child = spawn('ip', ['netns', 'exec', this.name, cmd, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...opts,
+    });
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     return child;
@@ -62,7 +69,14 @@ export class Netns {
 }
 
 /** A veth pair between two namespaces, with optional addresses, both ends up. */
-export function vethPair(a: Netns, aIf: string, aAddr: string | undefined, b: Netns, bIf: string, bAddr: string | undefined): void {
+export function vethPair(
+  a: Netns,
+  aIf: string,
+  aAddr: string | undefined,
+  b: Netns,
+  bIf: string,
+  bAddr: string | undefined,
+): void {
   a.ip('link', 'add', aIf, 'type', 'veth', 'peer', 'name', bIf, 'netns', b.name);
   if (aAddr) a.ip('addr', 'add', aAddr, 'dev', aIf);
   if (bAddr) b.ip('addr', 'add', bAddr, 'dev', bIf);

@@ -3,10 +3,11 @@
  * The box side of the lab is put in a namespace this test makes (--netns), so the
  * machine running the tests is left as it was.
  */
-import test from 'ava';
+
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
 import { Netns, NODE, ROOT, sh, uniqueId, waitForLine } from '../helpers/netns.ts';
 
 const MAIN = path.join(ROOT, 'firmware/main.ts');

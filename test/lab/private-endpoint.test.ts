@@ -3,9 +3,10 @@
  * Topology (all namespaces made here and removed after):
  *   [cli eth0 10.77.0.50] ── [priv 10.77.0.1  box  upl 10.78.0.1] ── [up eth0 10.78.0.50]
  */
-import test from 'ava';
+
 import path from 'node:path';
-import { capture, collectLines, NODE, Netns, ROOT, sleep, uniqueId, vethPair, waitForLine } from '../helpers/netns.ts';
+import test from 'ava';
+import { capture, collectLines, Netns, NODE, ROOT, sleep, uniqueId, vethPair, waitForLine } from '../helpers/netns.ts';
 
 const tool = path.join(ROOT, 'test/helpers/udp-tool.ts');
 const agentScript = path.join(ROOT, 'test/helpers/endpoint-agent.ts');
@@ -31,7 +32,9 @@ async function topology() {
 }
 
 const received = (lines: string[]) =>
-  lines.filter((l) => l.startsWith('{"data"')).map((l) => JSON.parse(l) as { data: string; ifname: string; dstAddr: string; srcAddr: string });
+  lines
+    .filter((l) => l.startsWith('{"data"'))
+    .map((l) => JSON.parse(l) as { data: string; ifname: string; dstAddr: string; srcAddr: string });
 
 test('the private endpoint hears broadcasts from the private link and nothing from the uplink', async (t) => {
   const { cli, up, lines, destroy } = await topology();
@@ -80,6 +83,12 @@ test('broadcast and unicast replies leave by the private link only', async (t) =
   const upl = await uplinkCapture.stop();
   const priv = await privateCapture.stop();
   t.deepEqual(upl, [], `the uplink capture saw: ${upl.join('\n')}`);
-  t.true(priv.some((l) => l.includes('10.77.0.1.67 > 255.255.255.255.68')), priv.join('\n'));
-  t.true(priv.some((l) => l.includes('10.77.0.1.67 > 10.77.0.50.68')), priv.join('\n'));
+  t.true(
+    priv.some((l) => l.includes('10.77.0.1.67 > 255.255.255.255.68')),
+    priv.join('\n'),
+  );
+  t.true(
+    priv.some((l) => l.includes('10.77.0.1.67 > 10.77.0.50.68')),
+    priv.join('\n'),
+  );
 });

@@ -2,11 +2,12 @@
  * `bootbox serve` as a user runs it: flags, config, the ready line, clean stop, and a
  * clear one-line error with exit 2 for each kind of bad start.
  */
-import test from 'ava';
+
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import test from 'ava';
 import { Netns, NODE, ROOT, sh, uniqueId, vethPair, waitForLine } from '../helpers/netns.ts';
 
 const MAIN = path.join(ROOT, 'firmware/main.ts');
@@ -34,7 +35,9 @@ async function boxNs(t: { teardown(fn: () => Promise<void>): void }, withAddress
 /** Runs `bootbox …` in a namespace to completion. */
 async function runIn(ns: Netns | undefined, args: string[], opts: { user?: string } = {}) {
   const base = [NODE, MAIN, ...args];
-  const cmd = opts.user ? ['setpriv', `--reuid=${opts.user}`, `--regid=${opts.user}`, '--clear-groups', '--inh-caps=-all', ...base] : base;
+  const cmd = opts.user
+    ? ['setpriv', `--reuid=${opts.user}`, `--regid=${opts.user}`, '--clear-groups', '--inh-caps=-all', ...base]
+    : base;
   const full = ns ? ['ip', 'netns', 'exec', ns.name, ...cmd] : cmd;
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -53,7 +56,20 @@ async function runIn(ns: Netns | undefined, args: string[], opts: { user?: strin
 test('serve starts on the private interface, answers health, and stops cleanly on SIGTERM', async (t) => {
   const { box, peer } = await boxNs(t);
   const data = tmpDir(t);
-  const child = box.spawn(NODE, [MAIN, 'serve', '--private', 'priv', '--uplink', 'upl', '--data', data, '--ui-port', '8080', '--dhcp', 'off']);
+  const child = box.spawn(NODE, [
+    MAIN,
+    'serve',
+    '--private',
+    'priv',
+    '--uplink',
+    'upl',
+    '--data',
+    data,
+    '--ui-port',
+    '8080',
+    '--dhcp',
+    'off',
+  ]);
   await waitForLine(child, /^bootbox ready/);
   const { stdout } = await peer.exec('curl', ['-sS', '-m', '5', 'http://10.78.0.1:8080/api/v1/health']);
   const health = JSON.parse(stdout);
@@ -113,7 +129,9 @@ test('an unwritable data dir and a missing privilege: exit 2, nothing left liste
   t.regex(r.stderr, /--data \(dataDir\) \/etc\/hostname\/state is not a writable directory/);
   const data = tmpDir(t);
   sh('chmod', ['0777', data]);
-  const unpriv = await runIn(box, ['serve', '--private', 'priv', '--data', data, '--ui-port', '18080'], { user: '65534' });
+  const unpriv = await runIn(box, ['serve', '--private', 'priv', '--data', data, '--ui-port', '18080'], {
+    user: '65534',
+  });
   t.is(unpriv.code, 2, unpriv.stderr);
   t.regex(unpriv.stderr, /need root or CAP_NET_RAW/);
   const ss = await box.exec('ss', ['-lntu']);

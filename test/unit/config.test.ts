@@ -108,19 +108,32 @@ test('the defaults pass their own schema', (t) => {
 test('serve flags map to config keys and override the file', (t) => {
   const cmd = parseCommand([
     'serve',
-    '--config', 'box.json',
-    '--private', 'eth1',
-    '--uplink', 'eth0',
-    '--data', '/d',
-    '--images', '/i',
-    '--boot-dir', '/b',
-    '--dhcp', 'proxy',
-    '--range', '10.0.0.10-10.0.0.20',
-    '--http-port', '8000',
-    '--ui-port', '8001',
-    '--api-token', 'aaaaaaaaaaaaaaaa1',
-    '--api-token', 'bbbbbbbbbbbbbbbb2',
-    '--mqtt', 'mqtt://127.0.0.1:1883',
+    '--config',
+    'box.json',
+    '--private',
+    'eth1',
+    '--uplink',
+    'eth0',
+    '--data',
+    '/d',
+    '--images',
+    '/i',
+    '--boot-dir',
+    '/b',
+    '--dhcp',
+    'proxy',
+    '--range',
+    '10.0.0.10-10.0.0.20',
+    '--http-port',
+    '8000',
+    '--ui-port',
+    '8001',
+    '--api-token',
+    'aaaaaaaaaaaaaaaa1',
+    '--api-token',
+    'bbbbbbbbbbbbbbbb2',
+    '--mqtt',
+    'mqtt://127.0.0.1:1883',
   ]);
   if (cmd.cmd !== 'serve') return t.fail();
   t.is(cmd.configFile, 'box.json');
@@ -148,10 +161,16 @@ test('a bad flag value names the flag', (t) => {
   if (cmd.cmd !== 'serve') return t.fail();
   const e = t.throws(() => resolveConfig({ overrides: cmd.overrides, flagOfKey: FLAG_OF_KEY }));
   t.regex(e!.message, /^--dhcp must be one of full, proxy, off, auto/);
-  t.regex(t.throws(() => parseCommand(['serve', '--http-port', 'eighty']))!.message, /^--http-port: must be a whole number/);
+  t.regex(
+    t.throws(() => parseCommand(['serve', '--http-port', 'eighty']))!.message,
+    /^--http-port: must be a whole number/,
+  );
   const range = parseCommand(['serve', '--range', '1.2.3']);
   if (range.cmd !== 'serve') return t.fail();
-  t.regex(t.throws(() => resolveConfig({ overrides: range.overrides, flagOfKey: FLAG_OF_KEY }))!.message, /^--range must be a range/);
+  t.regex(
+    t.throws(() => resolveConfig({ overrides: range.overrides, flagOfKey: FLAG_OF_KEY }))!.message,
+    /^--range must be a range/,
+  );
 });
 
 test('CLI parsing: commands and usage errors', (t) => {

@@ -27,7 +27,13 @@ test('known checksum vector', (t) => {
   // 10.0.0.1:1000 -> 10.0.0.2:2000, payload "ab"; checksum computed by hand:
   // pseudo 0x0a00+0x0001+0x0a00+0x0002+0x0011+0x000a = 0x141e; udp 0x03e8+0x07d0+0x000a+0x6162 = 0x6d24
   // sum 0x8142 -> ~ = 0x7ebd
-  const b = buildUdpDatagram({ src: '10.0.0.1', dst: '10.0.0.2', srcPort: 1000, dstPort: 2000, payload: Buffer.from('ab') })!;
+  const b = buildUdpDatagram({
+    src: '10.0.0.1',
+    dst: '10.0.0.2',
+    srcPort: 1000,
+    dstPort: 2000,
+    payload: Buffer.from('ab'),
+  })!;
   t.is(b.readUInt16BE(26), 0x7ebd);
 });
 
