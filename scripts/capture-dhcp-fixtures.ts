@@ -16,15 +16,21 @@
  * Names: dhclient, udhcpc, ipxe-bios, ipxe-efi, edk2-pxe, edk2-http (default: all).
  * edk2-http needs OVMF to give up on PXEv4 and PXEv6 first (about 160 s here); it is
  * skipped with a message if nothing arrives within --http-timeout (default 200 s).
+ *
+ *   node scripts/capture-dhcp-fixtures.ts --derive
+ *
+ * (no root needed) rewrites the quirk fixtures that are derived from the captures
+ * (one option removed or changed, then re-encoded) or built by hand from the spec where
+ * no such client is at hand (the Raspberry Pi). Their header says which.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { classifyClient } from '../firmware/protocols/dhcp/classify.ts';
-import { type DhcpPacket, decode } from '../firmware/protocols/dhcp/codec.ts';
-import { MessageType } from '../firmware/protocols/dhcp/constants.ts';
-import { getMessageType, getVendorClass } from '../firmware/protocols/dhcp/options.ts';
+import { type DhcpPacket, decode, emptyPacket, encode } from '../firmware/protocols/dhcp/codec.ts';
+import { BootpOp, BROADCAST_FLAG, DhcpOption, MessageType } from '../firmware/protocols/dhcp/constants.ts';
+import { getMessageType, getVendorClass, setString, setU16 } from '../firmware/protocols/dhcp/options.ts';
 
 const NS_SW = 'bbcap-sw';
 const NS_CL = 'bbcap-cl';
@@ -163,7 +169,10 @@ const TARGETS: Target[] = [
     description: 'QEMU q35 OVMF native PXE (virtio-net-pci with no option ROM: edk2 PxeBcDxe), -uuid set',
     timeoutS: 120,
     start(work) {
-      const cmd = qemu(work, { uefi: true, nic: 'virtio-net-pci,netdev=n0,mac=52:54:00:77:00:13,romfile=,bootindex=1' });
+      const cmd = qemu(work, {
+        uefi: true,
+        nic: 'virtio-net-pci,netdev=n0,mac=52:54:00:77:00:13,romfile=,bootindex=1',
+      });
       return { proc: spawn('ip', cmd, { stdio: 'ignore' }), command: ['ip', ...cmd] };
     },
     match: (p) => isDiscover(p) && (getVendorClass(p.options) ?? '').startsWith('PXEClient'),
@@ -174,7 +183,10 @@ const TARGETS: Target[] = [
     timeoutS: 200,
     optional: true,
     start(work) {
-      const cmd = qemu(work, { uefi: true, nic: 'virtio-net-pci,netdev=n0,mac=52:54:00:77:00:14,romfile=,bootindex=1' });
+      const cmd = qemu(work, {
+        uefi: true,
+        nic: 'virtio-net-pci,netdev=n0,mac=52:54:00:77:00:14,romfile=,bootindex=1',
+      });
       return { proc: spawn('ip', cmd, { stdio: 'ignore' }), command: ['ip', ...cmd] };
     },
     match: (p) => isDiscover(p) && (getVendorClass(p.options) ?? '').startsWith('HTTPClient'),
@@ -227,13 +239,119 @@ function toHexLines(b: Buffer): string {
   return lines.join('\n');
 }
 
+interface Derived {
+  name: string;
+  /** Captured fixture it starts from, or undefined for a packet built from scratch. */
+  from?: string;
+  description: string;
+  make(base: DhcpPacket | undefined): DhcpPacket;
+}
+
+const DERIVED: Derived[] = [
+  {
+    name: 'no-uuid-rom',
+    from: 'edk2-pxe',
+    description: 'edk2-pxe with option 97 removed: PXE ROMs in the field that omit the client UUID',
+    make(p) {
+      p!.options.delete(DhcpOption.ClientUuid);
+      return p!;
+    },
+  },
+  {
+    name: 'arch-from-vendor-class',
+    from: 'edk2-pxe',
+    description: 'edk2-pxe with option 93 removed: the architecture is only in "PXEClient:Arch:00007"',
+    make(p) {
+      p!.options.delete(DhcpOption.ClientArch);
+      return p!;
+    },
+  },
+  {
+    name: 'arch9-uefi-x64',
+    from: 'edk2-pxe',
+    description: 'edk2-pxe reporting arch 9 (RFC 4578 "EFI x86-64"), as older x64 UEFI firmware does',
+    make(p) {
+      setU16(p!.options, DhcpOption.ClientArch, 9);
+      setString(p!.options, DhcpOption.VendorClassId, 'PXEClient:Arch:00009:UNDI:003000');
+      return p!;
+    },
+  },
+  {
+    name: 'arch6-uefi-ia32',
+    from: 'edk2-pxe',
+    description: 'edk2-pxe reporting arch 6 (EFI IA32), as 32-bit UEFI tablets and early Macs do',
+    make(p) {
+      setU16(p!.options, DhcpOption.ClientArch, 6);
+      setString(p!.options, DhcpOption.VendorClassId, 'PXEClient:Arch:00006:UNDI:003016');
+      return p!;
+    },
+  },
+  {
+    name: 'rpi4-quirk',
+    description:
+      'HAND-MADE, no Raspberry Pi here: a Pi 4 EEPROM bootloader DISCOVER as smee and NOTES-lab describe it ' +
+      '(option 93 = 0 and "PXEClient:Arch:00000:UNDI:002001", exactly like x86 BIOS; MAC in the Pi OUI dc:a6:32)',
+    make() {
+      const p = emptyPacket(BootpOp.BootRequest, Buffer.from('dca632010203', 'hex'));
+      p.xid = 0x26f30339;
+      p.flags = BROADCAST_FLAG;
+      const o = p.options;
+      o.set(DhcpOption.MessageType, Buffer.from([MessageType.Discover]));
+      o.set(
+        DhcpOption.ParameterRequestList,
+        Buffer.from([1, 3, 43, 60, 66, 67, 128, 129, 130, 131, 132, 133, 134, 135]),
+      );
+      setU16(o, DhcpOption.MaxMessageSize, 1260);
+      setU16(o, DhcpOption.ClientArch, 0);
+      o.set(DhcpOption.ClientNdi, Buffer.from([1, 2, 1]));
+      o.set(DhcpOption.ClientUuid, Buffer.from('0034695e7a000000000000000000000000', 'hex'));
+      setString(o, DhcpOption.VendorClassId, 'PXEClient:Arch:00000:UNDI:002001');
+      return p;
+    },
+  },
+];
+
+function readHexFixture(dir: string, name: string): Buffer {
+  const text = readFileSync(join(dir, `${name}.hex`), 'utf8');
+  return Buffer.from(
+    text
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('')
+      .replace(/\s+/g, ''),
+    'hex',
+  );
+}
+
+function derive(outDir: string): void {
+  for (const d of DERIVED) {
+    const base = d.from ? decode(readHexFixture(outDir, d.from)) : undefined;
+    const pkt = d.make(base);
+    const raw = encode(pkt);
+    const info = classifyClient(decode(raw));
+    const header = [
+      `# bootbox DHCP fixture: ${d.name} (${d.from ? `derived from the capture ${d.from}.hex` : 'hand-made'})`,
+      `# ${d.description}`,
+      '# written by scripts/capture-dhcp-fixtures.ts --derive',
+      `# classified: arch=${info.arch} archCode=${info.archCode} firmware=${info.firmware} quirks=${info.quirks.join(',') || '(none)'}`,
+      '# UDP payload, hex, 32 bytes a line:',
+    ];
+    writeFileSync(join(outDir, `${d.name}.hex`), `${header.join('\n')}\n${toHexLines(raw)}\n`);
+    console.log(`${d.name}: ${raw.length} bytes -> ${join(outDir, `${d.name}.hex`)}`);
+  }
+}
+
 async function capture(t: Target, outDir: string, timeoutS: number, keepSerial: boolean): Promise<boolean> {
   const work = mkdtempSync(join(tmpdir(), `bbcap-${t.name}-`));
   setup();
   const started = Date.now();
-  const dump = spawn('ip', ['netns', 'exec', NS_SW, 'tcpdump', '-i', 'br0', '-U', '-n', '-s', '0', '-w', '-', 'udp and dst port 67'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const dump = spawn(
+    'ip',
+    ['netns', 'exec', NS_SW, 'tcpdump', '-i', 'br0', '-U', '-n', '-s', '0', '-w', '-', 'udp and dst port 67'],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   let client: { proc: ChildProcess; command: string[] } | undefined;
   try {
     const found = await new Promise<{ raw: Buffer; pkt: DhcpPacket } | undefined>((done) => {
@@ -281,7 +399,11 @@ async function capture(t: Target, outDir: string, timeoutS: number, keepSerial: 
     teardown();
     if (keepSerial) {
       try {
-        console.log(readFileSync(join(work, 'serial.log'), 'utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, ''));
+        console.log(
+          readFileSync(join(work, 'serial.log'), 'utf8')
+            .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+            .replace(/\r/g, ''),
+        );
       } catch {
         /* no serial for this client */
       }
@@ -295,13 +417,19 @@ async function main(): Promise<void> {
   let outDir = resolve(import.meta.dirname, '../test/fixtures/dhcp');
   let httpTimeout: number | undefined;
   let keepSerial = false;
+  let deriveOnly = false;
   const names: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--out') outDir = resolve(args[++i]!);
     else if (a === '--http-timeout') httpTimeout = Number(args[++i]);
     else if (a === '--keep-serial') keepSerial = true;
+    else if (a === '--derive') deriveOnly = true;
     else names.push(a);
+  }
+  if (deriveOnly) {
+    derive(outDir);
+    return;
   }
   if (process.getuid?.() !== 0) {
     console.error('capture-dhcp-fixtures: run as root (network namespaces, tcpdump, tap)');
