@@ -9,7 +9,7 @@ import { resolveRoles } from '../board/interfaces.ts';
 import { LAB_ADDRESS, labDown, labNode, labUp } from '../board/lab.ts';
 import { RawInterface } from '../board/raw-endpoint.ts';
 import { ApiServer } from './api/server.ts';
-import { buildApp } from './app.ts';
+import { buildApp, type Service } from './app.ts';
 import { type Command, FLAG_OF_KEY, parseCommand } from './cli/args.ts';
 import { resolveConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
@@ -18,6 +18,8 @@ import { BootboxError, exitCodeOf } from './core/errors.ts';
 import { EventBus } from './core/event-bus.ts';
 import { createLogger } from './core/logger.ts';
 import type { BoxEvents } from './domain/events.ts';
+import { defaultBootPlanner } from './services/boot-planner.ts';
+import { DhcpService } from './services/dhcp-service.ts';
 import { buildInfo, versionLine } from './version.ts';
 
 function fail(e: unknown): never {
@@ -78,7 +80,24 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
 
   const info = buildInfo();
   const hosts = [...new Set([uplink?.ipv4, priv.ipv4, '127.0.0.1'].filter((h): h is string => Boolean(h)))];
-  const services = [
+  const services: Service[] = [];
+  if (config.dhcp.mode !== 'off') {
+    services.push(
+      new DhcpService({
+        dhcp: config.dhcp,
+        endpoints: board.raw,
+        privateAddress: priv.ipv4,
+        privatePrefix: priv.prefix,
+        privateMac: priv.mac,
+        dataDir: config.dataDir,
+        planner: defaultBootPlanner({ serverAddr: priv.ipv4, httpPort: config.http.port }),
+        events: bus,
+        clock: systemClock,
+        log,
+      }),
+    );
+  }
+  services.push(
     new ApiServer({
       port: config.ui.port,
       hosts,
@@ -99,7 +118,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
         counters: { privateInterface: board.raw.stats },
       }),
     }),
-  ];
+  );
   const app = buildApp({ config, log, clock: systemClock, bus, services });
   try {
     await app.start();

@@ -5,8 +5,8 @@
  *   node dhcp-storm.ts <relayAddr> <server> <clients> <windowMs> [waitMs]
  */
 import dgram from 'node:dgram';
-import { decode, emptyPacket, encode } from '../../firmware/protocols/dhcp/codec.ts';
 import { parseIPv4 } from '../../firmware/core/net.ts';
+import { decode, emptyPacket, encode } from '../../firmware/protocols/dhcp/codec.ts';
 
 const [relay, server, nArg, windowArg, waitArg] = process.argv.slice(2);
 const n = Number(nArg ?? 1000);

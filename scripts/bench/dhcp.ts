@@ -55,9 +55,18 @@ const servers: Record<string, Launch> = {
   dnsmasq: async (topo, dataDir) => {
     // dnsmasq at its fastest: no ping before offering, authoritative, no per-packet logging.
     const child = topo.srv.spawn('dnsmasq', [
-      '--no-daemon', '--port=0', '--interface=priv', '--bind-interfaces', '--dhcp-authoritative', '--no-ping',
-      '--quiet-dhcp', '--log-facility=-', '--dhcp-lease-max=200000', `--dhcp-leasefile=${path.join(dataDir, 'leases')}`,
-      '--dhcp-range=10.88.0.10,10.88.255.254,255.255.0.0,1h', '--dhcp-range=10.77.0.100,10.77.0.200,1h',
+      '--no-daemon',
+      '--port=0',
+      '--interface=priv',
+      '--bind-interfaces',
+      '--dhcp-authoritative',
+      '--no-ping',
+      '--quiet-dhcp',
+      '--log-facility=-',
+      '--dhcp-lease-max=200000',
+      `--dhcp-leasefile=${path.join(dataDir, 'leases')}`,
+      '--dhcp-range=10.88.0.10,10.88.255.254,255.255.0.0,1h',
+      '--dhcp-range=10.77.0.100,10.77.0.200,1h',
       `--pid-file=${path.join(dataDir, 'pid')}`,
     ]);
     await waitForLine(child, /DHCP, IP range/, 10_000).catch(() => undefined);
@@ -76,7 +85,24 @@ export async function run(): Promise<Section[]> {
       try {
         child = await launch(topo, tmp.dir);
         const { stdout } = await topo.cli
-          .exec('timeout', [String(SECONDS + 15), 'perfdhcp', '-4', '-r', String(rate), '-p', String(SECONDS), '-R', '200000', '-l', '10.88.0.1', '10.77.0.1'], { timeoutMs: (SECONDS + 20) * 1000 })
+          .exec(
+            'timeout',
+            [
+              String(SECONDS + 15),
+              'perfdhcp',
+              '-4',
+              '-r',
+              String(rate),
+              '-p',
+              String(SECONDS),
+              '-R',
+              '200000',
+              '-l',
+              '10.88.0.1',
+              '10.77.0.1',
+            ],
+            { timeoutMs: (SECONDS + 20) * 1000 },
+          )
           .catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' })); // exit 3 when any packet dropped
         const r = { server: name, rate, ...parsePerfdhcp(stdout) };
         results.push(r);
@@ -93,7 +119,14 @@ export async function run(): Promise<Section[]> {
     let child: ChildProcess | undefined;
     try {
       child = await launch(topo, tmp.dir);
-      const { stdout } = await topo.cli.exec(NODE, [path.join(ROOT, 'scripts/bench/dhcp-storm.ts'), '10.88.0.1', '10.77.0.1', '1000', '1000', '5000']);
+      const { stdout } = await topo.cli.exec(NODE, [
+        path.join(ROOT, 'scripts/bench/dhcp-storm.ts'),
+        '10.88.0.1',
+        '10.77.0.1',
+        '1000',
+        '1000',
+        '5000',
+      ]);
       const s = { server: name, ...JSON.parse(stdout.trim().split('\n').pop()!) };
       storms.push(s);
       console.log(JSON.stringify(s));
@@ -104,7 +137,10 @@ export async function run(): Promise<Section[]> {
     }
   }
   const best = (server: string) =>
-    Math.max(0, ...results.filter((r) => r.server === server && r.discoverDropPct + r.requestDropPct < 1).map((r) => r.achieved));
+    Math.max(
+      0,
+      ...results.filter((r) => r.server === server && r.discoverDropPct + r.requestDropPct < 1).map((r) => r.achieved),
+    );
   const bb = best('bootbox');
   const dm = best('dnsmasq');
   const bbStorm = storms.find((s) => s.server === 'bootbox') as { offered?: number; lastOfferMs?: number } | undefined;
@@ -112,7 +148,16 @@ export async function run(): Promise<Section[]> {
     {
       id: 'dhcp-perfdhcp',
       title: `DHCP: perfdhcp DORA exchanges (relayed), ${SECONDS} s per rate`,
-      columns: ['server', 'rate', 'achieved', 'discoverDropPct', 'requestDropPct', 'offerAvgMs', 'offerMaxMs', 'ackAvgMs'],
+      columns: [
+        'server',
+        'rate',
+        'achieved',
+        'discoverDropPct',
+        'requestDropPct',
+        'offerAvgMs',
+        'offerMaxMs',
+        'ackAvgMs',
+      ],
       rows: results as unknown as Section['rows'],
       goals: [
         { name: 'bootbox DORA/s with < 1% drops', target: '>= 2500', value: bb.toFixed(0), met: bb >= 2500 },

@@ -32,7 +32,12 @@ export function writeReport(dir: string, sections: Section[]): { json: string; m
   const md = path.join(dir, `bench-${stamp}.md`);
   const doc = { ...meta, sections };
   writeFileSync(json, `${JSON.stringify(doc, null, 2)}\n`);
-  const lines = [`# bootbox benchmark, ${meta.date}`, '', `${meta.host.cpus} CPUs (${meta.host.model}), ${meta.host.memGiB} GiB, Node ${meta.node}`, ''];
+  const lines = [
+    `# bootbox benchmark, ${meta.date}`,
+    '',
+    `${meta.host.cpus} CPUs (${meta.host.model}), ${meta.host.memGiB} GiB, Node ${meta.node}`,
+    '',
+  ];
   for (const s of sections) {
     lines.push(`## ${s.title}`, '');
     if (s.rows.length) {

@@ -25,7 +25,14 @@ for (const name of names) {
     sections.push(...(await (await load()).run()));
   } catch (e) {
     console.error(`bench ${name} failed: ${(e as Error).stack}`);
-    sections.push({ id: name, title: `${name}: FAILED`, columns: [], rows: [], goals: [], notes: [String((e as Error).message)] });
+    sections.push({
+      id: name,
+      title: `${name}: FAILED`,
+      columns: [],
+      rows: [],
+      goals: [],
+      notes: [String((e as Error).message)],
+    });
   }
 }
 const out = writeReport(path.resolve(import.meta.dirname, '../../bench-results'), sections);
