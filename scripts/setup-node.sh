@@ -4,10 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stamp=node_modules/.bootbox-install-stamp
-want="$(sha256sum package.json package-lock.json | sha256sum | cut -d' ' -f1)"
+want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x node_modules/.bin/node ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "setup: npm install"
+  # Not "npm ci": the registry mirror lacks some optional platform packages (biome's
+  # non-Linux builds), which npm ci treats as a lock mismatch; npm install skips them.
+  npm install --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
+fi
+if ! node_modules/.bin/node --version >/dev/null 2>&1; then
+  sh scripts/postinstall.sh
 fi
 node_modules/.bin/node scripts/build-addon.mjs
