@@ -1,0 +1,372 @@
+/**
+ * One read transfer (the server sends a file), as a pure state machine. It is
+ * fed events (start, ack, error, tick) and returns actions (send, done, fail);
+ * it never touches a socket or a timer, and reads time from the injected clock.
+ *
+ * Protocol decisions, each in one place below:
+ * - OACK handshake: with options, the server sends OACK and waits for ACK 0 (RFC 2347).
+ * - Windows: `windowsize` blocks are sent, then the server waits for an ACK (RFC 7440 §4).
+ *   An ACK for a block inside the window restarts the window after that block.
+ * - Duplicate ACKs are ignored and never cause a resend: only the timer resends
+ *   (RFC 1123 §4.2.3.1, the Sorcerer's Apprentice fix of RFC 1350).
+ * - Timeouts resend the whole window from the last in-order ACK, with
+ *   exponential backoff; after `maxRetries` timeouts, or past `maxDurationMs`,
+ *   the transfer is abandoned.
+ * - Block numbers are 16 bits on the wire and wrap from 65535 to 0; the machine
+ *   counts absolute blocks and maps each ACK into the window it can refer to.
+ * - A client ERROR ends the transfer cleanly as 'aborted-by-client' (edk2's
+ *   tsize probe answers the OACK with ERROR 8 "User aborted the transfer").
+ * - Microsoft's variable window (msftwindow): the fifth byte of each ACK sets
+ *   the size of the next window (Wireshark packet-tftp.c).
+ */
+import type { Clock } from '../../core/clock.ts';
+import type { TftpOption } from './codec.ts';
+import { DATA_HEADER_LENGTH, encodeError, encodeOack, TftpErrorCode, writeDataHeader } from './codec.ts';
+import type { FileSource } from './file-source.ts';
+import { SourceError } from './file-source.ts';
+import { BLKSIZE_DEFAULT } from './options.ts';
+
+export interface TransferOptions {
+  source: FileSource;
+  clock: Clock;
+  /** Negotiated block size (RFC 2348); 512 without the option. */
+  blksize?: number;
+  /** Negotiated window size (RFC 7440); 1 (lock-step) without the option. */
+  windowsize?: number;
+  /** msftwindow agreed: ACKs may carry the next window size. */
+  msftWindow?: boolean;
+  /** Options to acknowledge. Non-empty: start with OACK and wait for ACK 0 (RFC 2347). */
+  oack?: readonly TftpOption[];
+  /** First retransmission timeout, ms (the RFC 2349 `timeout` option when granted). Default 1000. */
+  rtoMs?: number;
+  /** Backoff ceiling, ms. Default 8000 (never below rtoMs). */
+  rtoMaxMs?: number;
+  /** Timeouts in a row without progress before giving up. Default 6. */
+  maxRetries?: number;
+  /** Longest a transfer may take, whatever its progress. Default one hour. */
+  maxDurationMs?: number;
+}
+
+export interface TransferStats {
+  /** File bytes the client acknowledged. */
+  bytes: number;
+  /** Size of the file being sent. */
+  size: number;
+  /** Highest block acknowledged (absolute, so past 65535 after wrap-around). */
+  blocksAcked: number;
+  /** DATA and OACK datagrams sent, first sends and resends. */
+  packetsSent: number;
+  /** Datagrams sent again (window restarts and timeouts). */
+  retransmits: number;
+  timeouts: number;
+  /** ACKs ignored as duplicates of the last one. */
+  duplicateAcks: number;
+  /** ACKs ignored because they named a block not sent yet or long acknowledged. */
+  strayAcks: number;
+  durationMs: number;
+  blksize: number;
+  windowsize: number;
+}
+
+export type TransferOutcome = 'complete' | 'aborted-by-client';
+export type TransferPhase = 'negotiation' | 'data';
+export type TransferFailReason = 'timeout' | 'too-slow' | 'source-error';
+
+export type TransferAction =
+  | { kind: 'send'; packet: Buffer }
+  | {
+      kind: 'done';
+      outcome: TransferOutcome;
+      /** For 'aborted-by-client': where it happened and what the client said. */
+      phase?: TransferPhase;
+      clientError?: { code: number; message: string };
+      stats: TransferStats;
+    }
+  | { kind: 'fail'; reason: TransferFailReason; message: string; stats: TransferStats };
+
+type State = 'idle' | 'oack' | 'data' | 'ended';
+
+const NO_ACTIONS: readonly TransferAction[] = Object.freeze([]) as readonly TransferAction[];
+
+export class ReadTransfer {
+  readonly blksize: number;
+  /** The negotiated (largest) window; msftwindow may use less. */
+  readonly windowsize: number;
+  readonly size: number;
+  /** Last absolute block: the one shorter than blksize (0 bytes when the size is a multiple). */
+  readonly lastBlock: number;
+
+  private readonly source: FileSource;
+  private readonly clock: Clock;
+  private readonly msftWindow: boolean;
+  private readonly oackPacket: Buffer | undefined;
+  private readonly rtoBase: number;
+  private readonly rtoMax: number;
+  private readonly maxRetries: number;
+  private readonly maxDurationMs: number;
+
+  private state: State = 'idle';
+  private window: number;
+  private acked = 0;
+  private sent = 0;
+  private highestSent = 0;
+  private rto: number;
+  private retries = 0;
+  private deadlineAt = Number.POSITIVE_INFINITY;
+  private startedAt = 0;
+  private endedAt = 0;
+  private packetsSent = 0;
+  private retransmits = 0;
+  private timeouts = 0;
+  private duplicateAcks = 0;
+  private strayAcks = 0;
+  private oackSent = false;
+
+  // One reusable DATA buffer per window slot: block b lives in slot b % slots.
+  // A slot is refilled only for a block past the acknowledged ones, so a send
+  // still queued in the kernel can only ever carry a whole, valid packet.
+  private readonly slots: (Buffer | undefined)[];
+  private readonly slotBlock: number[];
+  private readonly slotLength: number[];
+
+  constructor(opts: TransferOptions) {
+    this.source = opts.source;
+    this.clock = opts.clock;
+    this.size = opts.source.size;
+    this.blksize = opts.blksize ?? BLKSIZE_DEFAULT;
+    this.windowsize = Math.max(1, opts.windowsize ?? 1);
+    this.window = this.windowsize;
+    this.msftWindow = opts.msftWindow ?? false;
+    this.oackPacket = opts.oack && opts.oack.length > 0 ? encodeOack(opts.oack) : undefined;
+    this.rtoBase = opts.rtoMs ?? 1000;
+    this.rtoMax = Math.max(this.rtoBase, opts.rtoMaxMs ?? 8000);
+    this.rto = this.rtoBase;
+    this.maxRetries = opts.maxRetries ?? 6;
+    this.maxDurationMs = opts.maxDurationMs ?? 3_600_000;
+    // RFC 1350 §6: a block shorter than blksize ends the transfer, so a size
+    // that is a multiple of blksize ends with an empty block.
+    this.lastBlock = Math.floor(this.size / this.blksize) + 1;
+    this.slots = new Array(this.windowsize);
+    this.slotBlock = new Array(this.windowsize).fill(-1);
+    this.slotLength = new Array(this.windowsize).fill(0);
+  }
+
+  /** When `tick()` has something to do (ms on the injected clock); Infinity once ended. */
+  get deadline(): number {
+    return this.deadlineAt;
+  }
+
+  get ended(): boolean {
+    return this.state === 'ended';
+  }
+
+  get phase(): TransferPhase {
+    return this.state === 'idle' || this.state === 'oack' ? 'negotiation' : 'data';
+  }
+
+  /** Highest block acknowledged so far (absolute). */
+  get acknowledged(): number {
+    return this.acked;
+  }
+
+  /** The window the next send will use (msftwindow may have changed it). */
+  get currentWindow(): number {
+    return this.window;
+  }
+
+  get stats(): TransferStats {
+    const end = this.state === 'ended' ? this.endedAt : this.clock.now();
+    return {
+      bytes: Math.min(this.acked * this.blksize, this.size),
+      size: this.size,
+      blocksAcked: this.acked,
+      packetsSent: this.packetsSent,
+      retransmits: this.retransmits,
+      timeouts: this.timeouts,
+      duplicateAcks: this.duplicateAcks,
+      strayAcks: this.strayAcks,
+      durationMs: end - this.startedAt,
+      blksize: this.blksize,
+      windowsize: this.windowsize,
+    };
+  }
+
+  start(): readonly TransferAction[] {
+    if (this.state !== 'idle') return NO_ACTIONS;
+    this.startedAt = this.clock.now();
+    if (this.oackPacket) {
+      // RFC 2347: options were granted, so the OACK goes first and DATA waits for ACK 0.
+      this.state = 'oack';
+      return this.sendOack();
+    }
+    this.state = 'data';
+    return this.sendWindow();
+  }
+
+  /** An ACK from the client: `block` as on the wire (16 bits). */
+  ack(block: number, windowHint?: number): readonly TransferAction[] {
+    if (this.state === 'oack') {
+      // RFC 2347: ACK 0 accepts the OACK. Anything else is not for this phase.
+      if (block !== 0) {
+        this.strayAcks++;
+        return NO_ACTIONS;
+      }
+      this.applyWindowHint(windowHint);
+      this.state = 'data';
+      this.progress();
+      return this.overdue() ?? this.sendWindow();
+    }
+    if (this.state !== 'data') return NO_ACTIONS;
+    // Map the 16-bit number onto the blocks it can name: acked .. acked + 65535.
+    // A window never exceeds 65535 blocks (RFC 7440), so this is unambiguous.
+    const delta = (block - this.acked) & 0xffff;
+    if (delta === 0) {
+      // RFC 1123 §4.2.3.1: a duplicate ACK never triggers a resend (Sorcerer's Apprentice).
+      this.duplicateAcks++;
+      return NO_ACTIONS;
+    }
+    const abs = this.acked + delta;
+    if (abs > this.sent) {
+      // Names a block never sent, or an old one from before the last window.
+      this.strayAcks++;
+      return NO_ACTIONS;
+    }
+    this.acked = abs;
+    if (abs === this.lastBlock) return this.finish();
+    this.applyWindowHint(windowHint);
+    this.progress();
+    // RFC 7440 §4: the next window starts right after the acknowledged block,
+    // whether it ended the window or reported a gap inside it.
+    return this.overdue() ?? this.sendWindow();
+  }
+
+  /** An ERROR from the client ends the transfer; it is not a server failure. */
+  error(code: number, message: string): readonly TransferAction[] {
+    if (this.state === 'ended' || this.state === 'idle') return NO_ACTIONS;
+    const phase = this.phase;
+    this.end();
+    return [{ kind: 'done', outcome: 'aborted-by-client', phase, clientError: { code, message }, stats: this.stats }];
+  }
+
+  /** Timer: resend or give up when the deadline has passed; nothing otherwise. */
+  tick(): readonly TransferAction[] {
+    if (this.state !== 'oack' && this.state !== 'data') return NO_ACTIONS;
+    const over = this.overdue();
+    if (over) return over;
+    if (this.clock.now() < this.deadlineAt) return NO_ACTIONS;
+    this.timeouts++;
+    if (++this.retries > this.maxRetries) {
+      return this.fail('timeout', `no ACK after ${this.maxRetries} retransmissions`, TftpErrorCode.NotDefined);
+    }
+    // Exponential backoff, bounded.
+    this.rto = Math.min(this.rto * 2, this.rtoMax);
+    if (this.state === 'oack') return this.sendOack();
+    // RFC 7440 §4: on timeout the sender resends the window from the last ACK.
+    return this.sendWindow();
+  }
+
+  /** The server drops the transfer (shutdown, replaced by a new request). */
+  abandon(): void {
+    if (this.state !== 'ended') this.end();
+  }
+
+  private applyWindowHint(hint: number | undefined): void {
+    // msftwindow: the client names the next window; never beyond what was negotiated.
+    if (!this.msftWindow || hint === undefined || hint < 1) return;
+    this.window = Math.min(hint, this.windowsize);
+  }
+
+  private progress(): void {
+    this.retries = 0;
+    this.rto = this.rtoBase;
+  }
+
+  private overdue(): readonly TransferAction[] | undefined {
+    if (this.clock.now() - this.startedAt <= this.maxDurationMs) return undefined;
+    return this.fail('too-slow', `transfer exceeded ${this.maxDurationMs} ms`, TftpErrorCode.NotDefined);
+  }
+
+  private sendOack(): TransferAction[] {
+    if (this.oackSent) this.retransmits++;
+    this.oackSent = true;
+    this.packetsSent++;
+    this.deadlineAt = this.clock.now() + this.rto;
+    return [{ kind: 'send', packet: this.oackPacket! }];
+  }
+
+  private sendWindow(): TransferAction[] {
+    const from = this.acked + 1;
+    const to = Math.min(this.acked + this.window, this.lastBlock);
+    const actions: TransferAction[] = [];
+    for (let b = from; b <= to; b++) {
+      let packet: Buffer;
+      try {
+        packet = this.dataPacket(b);
+      } catch (e) {
+        const msg = e instanceof SourceError ? e.message : `read failed: ${(e as Error).message}`;
+        // The client gets an ERROR (RFC 1350 §7) instead of a silent stall.
+        return [...actions, ...this.fail('source-error', msg, TftpErrorCode.NotDefined)];
+      }
+      if (b <= this.highestSent) this.retransmits++;
+      this.packetsSent++;
+      actions.push({ kind: 'send', packet });
+    }
+    this.sent = to;
+    if (to > this.highestSent) this.highestSent = to;
+    this.deadlineAt = this.clock.now() + this.rto;
+    return actions;
+  }
+
+  private dataPacket(b: number): Buffer {
+    const i = b % this.windowsize;
+    let slot = this.slots[i];
+    if (slot === undefined) {
+      slot = Buffer.allocUnsafe(DATA_HEADER_LENGTH + this.blksize);
+      this.slots[i] = slot;
+    }
+    if (this.slotBlock[i] !== b) {
+      const offset = (b - 1) * this.blksize;
+      const len = Math.min(this.blksize, this.size - offset);
+      const data = this.source.read(offset, len);
+      if (data.length !== len) throw new SourceError('shrunk', `short read at ${offset}: ${data.length} of ${len}`);
+      // Block numbers wrap from 65535 to 0 on the wire.
+      writeDataHeader(slot, b & 0xffff);
+      data.copy(slot, DATA_HEADER_LENGTH);
+      this.slotBlock[i] = b;
+      this.slotLength[i] = len;
+    }
+    const len = this.slotLength[i]!;
+    return len === this.blksize ? slot : slot.subarray(0, DATA_HEADER_LENGTH + len);
+  }
+
+  private finish(): TransferAction[] {
+    this.end();
+    return [{ kind: 'done', outcome: 'complete', stats: this.stats }];
+  }
+
+  private fail(reason: TransferFailReason, message: string, code: number): TransferAction[] {
+    this.end();
+    return [
+      { kind: 'send', packet: encodeError(code, errorText(reason)) },
+      { kind: 'fail', reason, message, stats: this.stats },
+    ];
+  }
+
+  private end(): void {
+    this.state = 'ended';
+    this.endedAt = this.clock.now();
+    this.deadlineAt = Number.POSITIVE_INFINITY;
+    this.slots.fill(undefined);
+  }
+}
+
+function errorText(reason: TransferFailReason): string {
+  switch (reason) {
+    case 'timeout':
+      return 'Transfer timed out';
+    case 'too-slow':
+      return 'Transfer took too long';
+    case 'source-error':
+      return 'File changed or became unreadable during the transfer';
+  }
+}
