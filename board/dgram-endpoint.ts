@@ -31,7 +31,22 @@ export class DgramEndpoint implements UdpEndpoint {
   private constructor(opts: DgramEndpointOptions) {
     this.ifname = opts.ifname;
     this.localAddress = opts.address;
-    this.allow = opts.allowPeer ?? (() => true);
+    const check = opts.allowPeer;
+    if (!check) {
+      this.allow = () => true;
+    } else {
+      // The guard runs for every datagram: remember answers (bounded) instead of re-parsing.
+      const seen = new Map<string, boolean>();
+      this.allow = (addr) => {
+        let ok = seen.get(addr);
+        if (ok === undefined) {
+          ok = check(addr);
+          if (seen.size > 4096) seen.clear();
+          seen.set(addr, ok);
+        }
+        return ok;
+      };
+    }
     this.sock = dgram.createSocket({ type: 'udp4', reuseAddr: false });
   }
 
@@ -89,10 +104,18 @@ export class DgramEndpoint implements UdpEndpoint {
       cb?.(new Error(`destination ${dstAddr} is not on the private network`));
       return;
     }
+    this.stats.sent++;
+    if (!cb) {
+      // Hot path (TFTP data): no per-datagram callback; failures arrive as 'error' events.
+      this.sock.send(data, dstPort, dstAddr);
+      return;
+    }
     this.sock.send(data, dstPort, dstAddr, (err) => {
-      if (err) this.stats.sendErrors++;
-      else this.stats.sent++;
-      cb?.(err ?? null);
+      if (err) {
+        this.stats.sendErrors++;
+        this.stats.sent--;
+      }
+      cb(err ?? null);
     });
   }
 

@@ -18,6 +18,8 @@ import { BootboxError, exitCodeOf } from './core/errors.ts';
 import { EventBus } from './core/event-bus.ts';
 import { createLogger } from './core/logger.ts';
 import type { BoxEvents } from './domain/events.ts';
+import { seedBootTree } from './images/boot-tree.ts';
+import { TftpServer } from './protocols/tftp/server.ts';
 import { defaultBootPlanner } from './services/boot-planner.ts';
 import { DhcpService } from './services/dhcp-service.ts';
 import { buildInfo, versionLine } from './version.ts';
@@ -78,6 +80,14 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     uplink: uplink ? `${uplink.name} ${uplink.ipv4 ?? '(no IPv4)'}` : 'none',
   });
 
+  const imagesDir = config.imagesDir ?? path.join(config.dataDir, 'images');
+  const bootDir = config.bootDir ?? path.join(imagesDir, 'boot');
+  const seeded = seedBootTree(bootDir);
+  log.info(`boot tree ${bootDir}`, {
+    firstStages: [...seeded.present, ...seeded.copied],
+    ...(seeded.missing.length ? { missing: seeded.missing.map((m) => `${m.name} (from ${m.pkg})`) } : {}),
+  });
+
   const info = buildInfo();
   const hosts = [...new Set([uplink?.ipv4, priv.ipv4, '127.0.0.1'].filter((h): h is string => Boolean(h)))];
   const services: Service[] = [];
@@ -97,6 +107,31 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
       }),
     );
   }
+  const tftp = new TftpServer({
+    factory: board.unicast,
+    events: bus,
+    bootDir,
+    mtu: priv.mtu,
+    port: config.tftp.port,
+    singlePort: config.tftp.singlePort,
+    blksizeMax: config.tftp.blksizeMax,
+    windowsizeMax: config.tftp.windowsizeMax,
+    maxTransfers: config.tftp.maxTransfers,
+    maxPerClient: config.tftp.maxPerClient,
+    clock: systemClock,
+    log: log.child('tftp'),
+  });
+  services.push({
+    name: 'tftp',
+    start: () => tftp.start(),
+    stop: () => tftp.stop(),
+    status: () => ({
+      listen: `${priv.ipv4}:${tftp.port}`,
+      singlePort: config.tftp.singlePort,
+      bootDir,
+      counters: tftp.counters,
+    }),
+  });
   services.push(
     new ApiServer({
       port: config.ui.port,
