@@ -18,6 +18,19 @@ export const ErrorCodes = {
   LAB_FAILED: { http: 500, exit: 1 },
   // wire decoding (never leaves a server: packets are dropped and counted)
   DECODE: { http: 400, exit: 1 },
+  // machines, naming and boot scripts
+  /** A lifecycle transition that the machine's current state does not allow (approve a non-pending machine …). */
+  INVALID_STATE: { http: 409, exit: 1 },
+  /** A machine name that another machine already has (names are unique, case-insensitively). */
+  NAME_IN_USE: { http: 409, exit: 1 },
+  /** A machine name that is not a valid Windows (NetBIOS) and DNS host name. */
+  INVALID_NAME: { http: 400, exit: 1 },
+  /** A naming policy that cannot be parsed or can produce invalid names. */
+  INVALID_NAMING_PATTERN: { http: 400, exit: 1 },
+  /** A naming policy with no free name left (counter range used up or names too long). */
+  NAMES_EXHAUSTED: { http: 409, exit: 1 },
+  /** A value that cannot be put into an iPXE script or grub.cfg without changing its meaning. */
+  UNSAFE_SCRIPT_VALUE: { http: 500, exit: 1 },
   // generic
   NOT_FOUND: { http: 404, exit: 1 },
   CONFLICT: { http: 409, exit: 1 },

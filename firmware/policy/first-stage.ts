@@ -24,20 +24,32 @@ export const FIRST_STAGES = {
   arm64: 'grubnetaa64.efi',
 } as const;
 
+/** The part of the DHCP classification the first-stage choice reads (a ClientInfo fits). */
+export type FirstStageClient = Pick<ClientInfo, 'mac' | 'arch' | 'isIpxe' | 'isHttpBoot'>;
+
+/** Per-machine choice, from the machine record (domain/machine.ts firstStageOverride). */
+export interface FirstStageOverride {
+  uefiX86?: 'ipxe.efi' | 'snponly.efi';
+}
+
 export type FirstStage =
   | { kind: 'tftp'; file: string }
   | { kind: 'http'; url: string }
   | { kind: 'ipxe-script'; url: string };
 
-export function firstStageFor(c: ClientInfo, o: FirstStageOptions): FirstStage | null {
+export function firstStageFor(
+  c: FirstStageClient,
+  o: FirstStageOptions,
+  override?: FirstStageOverride,
+): FirstStage | null {
   if (c.isIpxe) return { kind: 'ipxe-script', url: `${o.httpBase}/boot/${c.mac}.ipxe` };
-  const file = programFor(c, o);
+  const file = programFor(c, override?.uefiX86 ? { ...o, uefiX86: override.uefiX86 } : o);
   if (!file) return null;
   if (c.isHttpBoot) return { kind: 'http', url: `${o.httpBase}/boot/${file}` };
   return { kind: 'tftp', file };
 }
 
-function programFor(c: ClientInfo, o: FirstStageOptions): string | null {
+function programFor(c: FirstStageClient, o: FirstStageOptions): string | null {
   switch (c.arch) {
     case 'bios':
       return FIRST_STAGES.bios;
