@@ -2,12 +2,15 @@
  * The composition root: argv -> config -> board -> services -> servers, plus signals.
  * This is the only module with side effects at the top level.
  */
-import { accessSync, constants, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+
+import { randomBytes } from 'node:crypto';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Board, openBoard } from '../board/board.ts';
 import { resolveRoles } from '../board/interfaces.ts';
 import { LAB_ADDRESS, labDown, labNode, labUp } from '../board/lab.ts';
 import { RawInterface } from '../board/raw-endpoint.ts';
+import { machineRoutes } from './api/machines-routes.ts';
 import { ApiServer } from './api/server.ts';
 import { buildApp, type Service } from './app.ts';
 import { type Command, FLAG_OF_KEY, parseCommand } from './cli/args.ts';
@@ -16,12 +19,16 @@ import type { Config } from './config/schema.ts';
 import { systemClock } from './core/clock.ts';
 import { BootboxError, exitCodeOf } from './core/errors.ts';
 import { EventBus } from './core/event-bus.ts';
+import type { Logger } from './core/logger.ts';
 import { createLogger } from './core/logger.ts';
 import type { BoxEvents } from './domain/events.ts';
 import { seedBootTree } from './images/boot-tree.ts';
+import { HttpBootServer } from './protocols/http-boot/server.ts';
+import { FileResolver } from './protocols/tftp/file-resolver.ts';
 import { TftpServer } from './protocols/tftp/server.ts';
-import { defaultBootPlanner } from './services/boot-planner.ts';
+import { BootService } from './services/boot-service.ts';
 import { DhcpService } from './services/dhcp-service.ts';
+import { MachineRegistry, type TimelineEntry } from './services/machines.ts';
 import { buildInfo, versionLine } from './version.ts';
 
 function fail(e: unknown): never {
@@ -91,6 +98,36 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
   const info = buildInfo();
   const hosts = [...new Set([uplink?.ipv4, priv.ipv4, '127.0.0.1'].filter((h): h is string => Boolean(h)))];
   const services: Service[] = [];
+
+  // Machines and boot orchestration.
+  const registry = new MachineRegistry({
+    file: path.join(config.dataDir, 'machines.json'),
+    namingPattern: config.boot.namingPattern,
+    clock: systemClock,
+    log: log.child('machines'),
+    events: bus,
+  });
+  bus.onAny((type, event) => {
+    const mac = (event as { mac?: string }).mac;
+    if (mac) registry.appendTimeline(mac, { type: String(type), ...(event as object) } as TimelineEntry);
+  });
+  const boot = new BootService({
+    boot: config.boot,
+    serverAddr: priv.ipv4,
+    httpPort: config.http.port,
+    boxName: config.boxId ?? priv.mac.replace(/:/g, ''),
+    registry,
+    events: bus,
+    clock: systemClock,
+    log: log.child('boot'),
+  });
+  services.push({
+    name: 'machines',
+    start: () => registry.load(),
+    stop: () => registry.close(),
+    status: () => ({ count: registry.size }),
+  });
+
   if (config.dhcp.mode !== 'off') {
     services.push(
       new DhcpService({
@@ -100,7 +137,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
         privatePrefix: priv.prefix,
         privateMac: priv.mac,
         dataDir: config.dataDir,
-        planner: defaultBootPlanner({ serverAddr: priv.ipv4, httpPort: config.http.port }),
+        planner: boot,
         events: bus,
         clock: systemClock,
         log,
@@ -132,26 +169,64 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
       counters: tftp.counters,
     }),
   });
+  const bootFiles = new FileResolver(bootDir);
+  const httpBoot = new HttpBootServer({
+    host: priv.ipv4,
+    port: config.http.port,
+    isPeerAllowed: board.isPrivatePeer,
+    handlers: boot.handlers(async (raw) => {
+      const r = await bootFiles.resolve(raw);
+      return r.kind === 'ok' ? r : { kind: 'refused', reason: r.reason };
+    }),
+    events: bus,
+    clock: systemClock,
+    log: log.child('http'),
+  });
+  services.push(httpBoot);
+
+  const tokens = config.api.tokens.length ? config.api.tokens : [localApiToken(config.dataDir, log)];
   services.push(
     new ApiServer({
       port: config.ui.port,
       hosts,
-      health: () => ({
-        version: info.version,
-        commit: info.commit,
-        arch: info.arch,
-        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-        interfaces: [priv, ...(uplink ? [uplink] : [])].map((i) => ({
-          name: i.name,
-          role: i.role,
-          mac: i.mac,
-          ipv4: i.ipv4,
-          prefix: i.prefix,
-          mtu: i.mtu,
-        })),
-        services: Object.fromEntries(app.services.map((s) => [s.name, s.status()])),
-        counters: { privateInterface: board.raw.stats },
-      }),
+      tokens,
+      events: (send) => bus.onAny((type, event) => send(String(type), event)),
+      routes: [
+        {
+          method: 'GET',
+          path: '/api/v1/health',
+          auth: false,
+          handler: () => ({
+            status: 200,
+            body: {
+              version: info.version,
+              commit: info.commit,
+              arch: info.arch,
+              uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+              interfaces: [priv, ...(uplink ? [uplink] : [])].map((i) => ({
+                name: i.name,
+                role: i.role,
+                mac: i.mac,
+                ipv4: i.ipv4,
+                prefix: i.prefix,
+                mtu: i.mtu,
+              })),
+              services: Object.fromEntries(app.services.map((s) => [s.name, s.status()])),
+              counters: { privateInterface: board.raw.stats },
+            },
+          }),
+        },
+        ...machineRoutes(registry, () => Object.keys(config.boot.images)),
+        {
+          method: 'GET',
+          path: '/api/v1/images',
+          auth: false,
+          handler: () => ({
+            status: 200,
+            body: { images: Object.entries(config.boot.images).map(([name, i]) => ({ name, ...i })) },
+          }),
+        },
+      ],
     }),
   );
   const app = buildApp({ config, log, clock: systemClock, bus, services });
@@ -176,6 +251,23 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
   const where = `private ${priv.name} ${priv.ipv4}` + (cmd.lab ? ` (lab ${cmd.labName}, nodes: bootbox lab node)` : '');
   log.info(`UI and API on ${hosts.map((h) => `http://${h}:${config.ui.port}`).join(', ')}`);
   process.stdout.write(`bootbox ready: ${where}\n`);
+}
+
+/**
+ * Without api.tokens in the config, the box makes one token for local use and keeps it
+ * in <data>/api-token (mode 0600), so a fresh box can be driven at once by its owner.
+ */
+function localApiToken(dataDir: string, log: Logger): string {
+  const file = path.join(dataDir, 'api-token');
+  if (existsSync(file)) {
+    const t = readFileSync(file, 'utf8').trim();
+    if (t.length >= 16) return t;
+  }
+  const t = randomBytes(24).toString('hex');
+  writeFileSync(file, `${t}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  log.info(`no api.tokens configured: API token written to ${file}`);
+  return t;
 }
 
 async function selftestRaw(iface: string): Promise<void> {

@@ -36,6 +36,27 @@ export interface Config {
   ui: { port: number };
   api: { tokens: string[] };
   mqtt: { url?: string; username?: string; password?: string };
+  boot: {
+    /** Which machines get an answer: all, only known (registered) ones, or none. */
+    answer: 'all' | 'known' | 'none';
+    /** Machines never seen before: wait for approval, approve at once, or ignore. */
+    unknown: 'approve' | 'auto' | 'ignore';
+    /** WDS-style naming policy, e.g. HPC-NODE%03#. */
+    namingPattern: string;
+    uefiX86: 'ipxe.efi' | 'snponly.efi';
+    /** Image per architecture (bios, uefi-x64, arm64-uefi, …). */
+    defaultImage: Record<string, string>;
+    /** Image per machine group. */
+    groupImages: Record<string, string>;
+    /** Images known to the boot policy until the image catalog holds them: name -> {title}. */
+    images: Record<string, { title?: string }>;
+    /** Deploy environment per architecture: kernel and initrd paths in the boot tree (or URLs). */
+    deployEnvironments: Record<string, { kernel: string; initrd: string; params?: string[] }>;
+    pollIntervalSec: number;
+    pollRetries: number;
+    onWaitTimeout: 'reboot' | 'exit';
+    menu: { enabled: boolean; timeoutSec: number };
+  };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }
 
@@ -49,6 +70,20 @@ export function defaultConfig(): Config {
     api: { tokens: [] },
     mqtt: {},
     log: { level: 'info' },
+    boot: {
+      answer: 'all',
+      unknown: 'approve',
+      namingPattern: 'NODE%03#',
+      uefiX86: 'ipxe.efi',
+      defaultImage: {},
+      groupImages: {},
+      images: {},
+      deployEnvironments: {},
+      pollIntervalSec: 5,
+      pollRetries: 720,
+      onWaitTimeout: 'exit',
+      menu: { enabled: false, timeoutSec: 10 },
+    },
   };
 }
 
@@ -87,6 +122,39 @@ const list =
     for (let i = 0; i < v.length; i++) {
       const e = item(v[i]);
       if (e) return `item ${i + 1} ${e}`;
+    }
+    return undefined;
+  };
+
+const ARCHES = ['bios', 'uefi-ia32', 'uefi-x64', 'arm64-uefi', 'arm32-uefi', 'riscv64-uefi', 'rpi'];
+const record =
+  (keyCheck: (k: string) => string | undefined, value: Check): Check =>
+  (v) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return `must be an object (got ${describe(v)})`;
+    for (const [k, x] of Object.entries(v)) {
+      const ke = keyCheck(k);
+      if (ke) return `key "${k}" ${ke}`;
+      const e = value(x);
+      if (e) return `"${k}" ${e}`;
+    }
+    return undefined;
+  };
+const archKey = (k: string) => (ARCHES.includes(k) ? undefined : `is not an architecture (${ARCHES.join(', ')})`);
+const nameKey = (k: string) =>
+  /^[A-Za-z0-9._-]{1,64}$/.test(k) ? undefined : 'must be 1-64 letters, digits, . _ or -';
+const shape =
+  (fields: Record<string, { check: Check; required?: boolean }>): Check =>
+  (v) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return `must be an object (got ${describe(v)})`;
+    for (const k of Object.keys(v)) if (!Object.hasOwn(fields, k)) return `has an unknown key "${k}"`;
+    for (const [k, f] of Object.entries(fields)) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x === undefined) {
+        if (f.required) return `needs "${k}"`;
+        continue;
+      }
+      const e = f.check(x);
+      if (e) return `"${k}" ${e}`;
     }
     return undefined;
   };
@@ -135,6 +203,29 @@ const SCHEMA: ObjectSpec = {
   api: { tokens: { check: list(str((s) => (s.length >= 16 ? undefined : 'must be at least 16 characters'))) } },
   mqtt: { url: { check: mqttUrl }, username: { check: str() }, password: { check: str() } },
   log: { level: { check: oneOf('debug', 'info', 'warn', 'error') } },
+  boot: {
+    answer: { check: oneOf('all', 'known', 'none') },
+    unknown: { check: oneOf('approve', 'auto', 'ignore') },
+    namingPattern: { check: str() },
+    uefiX86: { check: oneOf('ipxe.efi', 'snponly.efi') },
+    defaultImage: { check: record(archKey, str()) },
+    groupImages: { check: record(nameKey, str()) },
+    images: { check: record(nameKey, shape({ title: { check: str() } })) },
+    deployEnvironments: {
+      check: record(
+        archKey,
+        shape({
+          kernel: { check: str(), required: true },
+          initrd: { check: str(), required: true },
+          params: { check: list(str()) },
+        }),
+      ),
+    },
+    pollIntervalSec: { check: int(1, 3600) },
+    pollRetries: { check: int(1, 100000) },
+    onWaitTimeout: { check: oneOf('reboot', 'exit') },
+    menu: { enabled: { check: bool }, timeoutSec: { check: int(0, 3600) } },
+  },
 };
 
 export interface ConfigIssue {

@@ -1,0 +1,93 @@
+/** `/api/v1/machines…` routes (CONTRACT.md): list, get with timeline, approve, reject, reimage. */
+import { BootboxError } from '../core/errors.ts';
+import type { Machine } from '../domain/machine.ts';
+import type { MachineRegistry } from '../services/machines.ts';
+import { errorBody, fromError, type Route, type RouteResult } from './server.ts';
+
+function view(m: Machine): Record<string, unknown> {
+  return { id: m.mac, ...m };
+}
+
+export function machineRoutes(registry: MachineRegistry, images: () => string[]): Route[] {
+  const find = (id: string): Machine | RouteResult => {
+    const m = registry.get(id);
+    return m ?? errorBody('NOT_FOUND', `no machine "${id}" (give a MAC like aa:bb:cc:dd:ee:ff or a machine name)`);
+  };
+  const isResult = (x: Machine | RouteResult): x is RouteResult => 'status' in x;
+  const act = (id: string, event: Parameters<MachineRegistry['apply']>[1]): RouteResult => {
+    const m = find(id);
+    if (isResult(m)) return m;
+    const r = registry.apply(m.mac, event);
+    if (r instanceof BootboxError) return fromError(r);
+    return { status: 200, body: { machine: view(r.machine), change: r.change } };
+  };
+  return [
+    {
+      method: 'GET',
+      path: '/api/v1/machines',
+      auth: false,
+      handler: ({ query }) => {
+        const state = query.get('state');
+        const list = registry
+          .list()
+          .filter((m) => !state || m.state === state)
+          .sort((a, b) => (a.name ?? a.mac).localeCompare(b.name ?? b.mac));
+        return { status: 200, body: { machines: list.map(view), count: list.length } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/v1/machines/{id}',
+      auth: false,
+      handler: ({ params }) => {
+        const m = find(params.id!);
+        if (isResult(m)) return m;
+        return { status: 200, body: { machine: view(m), timeline: registry.timeline(m.mac) } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/machines/{id}/approve',
+      auth: true,
+      handler: ({ params, actor }) => act(params.id!, { type: 'approve', by: actor }),
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/machines/{id}/reject',
+      auth: true,
+      handler: ({ params, actor }) => act(params.id!, { type: 'reject', by: actor }),
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/machines/{id}/reimage',
+      auth: true,
+      handler: ({ params, body, actor }) => {
+        const b = (body ?? {}) as Record<string, unknown>;
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+          return errorBody('INVALID_REQUEST', 'body must be {"mode": "next-boot" | "wipe", "image"?: string}');
+        }
+        for (const k of Object.keys(b)) {
+          if (k !== 'mode' && k !== 'image') return errorBody('INVALID_REQUEST', `unknown field "${k}"`);
+        }
+        if (b.mode !== 'next-boot' && b.mode !== 'wipe') {
+          return errorBody('INVALID_REQUEST', '"mode" must be "next-boot" or "wipe"');
+        }
+        if (b.image !== undefined && (typeof b.image !== 'string' || !images().includes(b.image))) {
+          return errorBody('NOT_FOUND', `image ${JSON.stringify(b.image)} is not in the catalog`);
+        }
+        if (b.mode === 'wipe') {
+          return errorBody(
+            'INVALID_REQUEST',
+            'mode "wipe" needs the node agent over MQTT, which this box does not run yet',
+          );
+        }
+        return act(params.id!, {
+          type: 'reimage',
+          mode: 'next-boot',
+          by: actor,
+          ...(b.image ? { image: b.image as string } : {}),
+        });
+      },
+    },
+  ];
+}

@@ -1,0 +1,364 @@
+/**
+ * HTTP boot server on the private interface: per-machine boot scripts, files from the
+ * boot tree (Content-Length always, single Range requests, streamed, never buffered
+ * whole), and the deploy environment's report endpoint. Anything else is refused.
+ * Peers outside the private network are cut off before any byte is answered.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Clock } from '../../core/clock.ts';
+import { BootboxError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
+import { normalizeMac } from '../../core/net.ts';
+import { parseRange } from './range.ts';
+
+export interface BootFile {
+  kind: 'ok';
+  fd: number;
+  size: number;
+  mtimeMs: number;
+  relative: string;
+}
+export interface FileRefusal {
+  kind: 'refused';
+  reason: string;
+}
+
+export interface ScriptAnswer {
+  status: number;
+  body: string;
+  contentType?: string;
+}
+
+export interface HttpBootHandlers {
+  /** Opens a file of the boot tree, or says why not. */
+  resolveFile(rawPath: string): Promise<BootFile | FileRefusal>;
+  /** The iPXE script for a machine; `attempt` comes from `?attempt=` (wait polls). */
+  ipxeScript(mac: string, attempt: number, selfUrl: string, peer: string): ScriptAnswer;
+  /** grub.cfg for a machine (ARM64 UEFI through GRUB). */
+  grubCfg(mac: string, attempt: number, selfUrl: string, peer: string): ScriptAnswer;
+  /** The static grub.cfg GRUB loads first; it chains to the per-machine one. */
+  grubBootstrap(): ScriptAnswer;
+  /** A node reports progress (the deploy environment's POST). */
+  report(mac: string, body: unknown, peer: string): { status: number; body: unknown };
+}
+
+export interface HttpBootEventMap {
+  'http.request': {
+    ts: string;
+    mac?: string;
+    path: string;
+    status: number;
+    bytes: number;
+    range?: string;
+    peer: string;
+    ms: number;
+  };
+  'http.refused': { ts: string; path: string; reason: string; peer: string; status: number };
+}
+
+export interface HttpBootEventSink {
+  emit<K extends keyof HttpBootEventMap>(type: K, event: HttpBootEventMap[K]): void;
+}
+
+export interface HttpBootOptions {
+  host: string;
+  port: number;
+  isPeerAllowed(addr: string): boolean;
+  handlers: HttpBootHandlers;
+  events: HttpBootEventSink;
+  clock: Clock;
+  log: Logger;
+  /** Largest report body accepted (bytes). */
+  maxBodyBytes?: number;
+}
+
+export interface HttpBootCounters {
+  requests: number;
+  bytesSent: number;
+  refusedPeers: number;
+  notFound: number;
+  badRequests: number;
+  scripts: number;
+  reports: number;
+}
+
+const MAC_SCRIPT = /^\/boot\/([0-9a-fA-F:-]{12,17})\.(ipxe|grub\.cfg)$/;
+const REPORT = /^\/api\/v1\/nodes\/([0-9a-fA-F:-]{12,17})\/report$/;
+
+export class HttpBootServer {
+  readonly name = 'http-boot';
+  readonly counters: HttpBootCounters = {
+    requests: 0,
+    bytesSent: 0,
+    refusedPeers: 0,
+    notFound: 0,
+    badRequests: 0,
+    scripts: 0,
+    reports: 0,
+  };
+  private readonly o: HttpBootOptions;
+  private server: http.Server | undefined;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(o: HttpBootOptions) {
+    this.o = o;
+  }
+
+  async start(): Promise<void> {
+    const srv = http.createServer((req, res) => {
+      this.handle(req, res).catch((e) => {
+        this.o.log.error('HTTP boot handler failed', { error: (e as Error).stack });
+        if (!res.headersSent) send(res, 500, 'internal error\n');
+        else res.destroy();
+      });
+    });
+    srv.on('connection', (sock) => {
+      // Linux accepts connections to the private address from any interface: refuse peers
+      // that are not on the private network before reading a byte.
+      const peer = stripV4Mapped(sock.remoteAddress ?? '');
+      if (!this.o.isPeerAllowed(peer)) {
+        this.counters.refusedPeers++;
+        sock.destroy();
+        return;
+      }
+      this.sockets.add(sock);
+      sock.on('close', () => this.sockets.delete(sock));
+    });
+    srv.headersTimeout = 10_000;
+    srv.requestTimeout = 0; // large images stream for a long time
+    srv.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          e.code === 'EADDRINUSE'
+            ? new BootboxError('ADDRESS_IN_USE', `http.port ${this.o.port} on ${this.o.host} is already in use`)
+            : e.code === 'EACCES'
+              ? new BootboxError('NO_PRIVILEGE', `http.port ${this.o.port} needs root or CAP_NET_BIND_SERVICE`)
+              : e,
+        ),
+      );
+      srv.listen(this.o.port, this.o.host, () => resolve());
+    });
+    this.server = srv;
+  }
+
+  get port(): number {
+    return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async stop(): Promise<void> {
+    const srv = this.server;
+    this.server = undefined;
+    if (!srv) return;
+    await new Promise<void>((resolve) => {
+      srv.close(() => resolve());
+      for (const s of this.sockets) s.destroy();
+    });
+  }
+
+  status(): Record<string, unknown> {
+    return { listen: `${this.o.host}:${this.port}`, counters: this.counters };
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const t0 = this.o.clock.now();
+    const peer = stripV4Mapped(req.socket.remoteAddress ?? '');
+    this.counters.requests++;
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://box');
+    } catch {
+      return this.refuse(req, res, 400, 'bad-url', peer);
+    }
+    const p = url.pathname;
+    const done = (status: number, bytes: number, mac?: string, range?: string) => {
+      this.counters.bytesSent += bytes;
+      this.o.events.emit('http.request', {
+        ts: this.o.clock.date().toISOString(),
+        mac,
+        path: p,
+        status,
+        bytes,
+        range,
+        peer,
+        ms: Math.round(this.o.clock.now() - t0),
+      });
+    };
+
+    const report = REPORT.exec(p);
+    if (report) {
+      if (req.method !== 'POST') return this.refuse(req, res, 405, 'method', peer);
+      const mac = normalizeMac(report[1]!);
+      if (!mac) return this.refuse(req, res, 400, 'bad-mac', peer);
+      const body = await readJson(req, this.o.maxBodyBytes ?? 16 * 1024);
+      if (body.kind === 'error') return this.refuse(req, res, body.status, body.reason, peer);
+      this.counters.reports++;
+      const r = this.o.handlers.report(mac, body.value, peer);
+      const text = `${JSON.stringify(r.body)}\n`;
+      res.writeHead(r.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+      res.end(text);
+      done(r.status, Buffer.byteLength(text), mac);
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return this.refuse(req, res, 405, 'method', peer);
+
+    const script = MAC_SCRIPT.exec(p);
+    if (script) {
+      const mac = normalizeMac(script[1]!);
+      if (!mac) return this.refuse(req, res, 400, 'bad-mac', peer);
+      const attempt = Math.min(10_000, Math.max(1, Number.parseInt(url.searchParams.get('attempt') ?? '1', 10) || 1));
+      const self = `http://${req.headers.host ?? this.o.host}${p}`;
+      const answer =
+        script[2] === 'ipxe'
+          ? this.o.handlers.ipxeScript(mac, attempt, self, peer)
+          : this.o.handlers.grubCfg(mac, attempt, self, peer);
+      this.counters.scripts++;
+      sendText(req, res, answer);
+      done(answer.status, Buffer.byteLength(answer.body), mac);
+      return;
+    }
+    if (p === '/boot/grub/grub.cfg') {
+      const answer = this.o.handlers.grubBootstrap();
+      sendText(req, res, answer);
+      done(answer.status, Buffer.byteLength(answer.body));
+      return;
+    }
+    if (!p.startsWith('/boot/')) return this.refuse(req, res, 404, 'not-found', peer);
+    let raw: string;
+    try {
+      raw = decodeURIComponent(p.slice('/boot/'.length));
+    } catch {
+      return this.refuse(req, res, 400, 'bad-url', peer);
+    }
+    const f = await this.o.handlers.resolveFile(raw);
+    if (f.kind === 'refused') {
+      const status =
+        f.reason === 'not-found'
+          ? 404
+          : f.reason === 'io-error'
+            ? 500
+            : f.reason === 'traversal' || f.reason === 'bad-name'
+              ? 400
+              : 403;
+      return this.refuse(req, res, status, f.reason, peer);
+    }
+    this.serveFile(req, res, f, (status, bytes, range) => done(status, bytes, undefined, range));
+  }
+
+  private serveFile(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    f: BootFile,
+    done: (status: number, bytes: number, range?: string) => void,
+  ): void {
+    const range = parseRange(req.headers.range, f.size);
+    const close = () => fs.close(f.fd, () => {});
+    const common = {
+      'Accept-Ranges': 'bytes',
+      'Last-Modified': new Date(f.mtimeMs).toUTCString(),
+      'Content-Type': 'application/octet-stream',
+    };
+    if (range.kind === 'malformed') {
+      close();
+      this.counters.badRequests++;
+      send(res, 400, 'malformed Range header\n');
+      done(400, 0);
+      return;
+    }
+    if (range.kind === 'unsatisfiable') {
+      close();
+      res.writeHead(416, { ...common, 'Content-Range': `bytes */${f.size}`, 'Content-Length': 0 });
+      res.end();
+      done(416, 0, req.headers.range);
+      return;
+    }
+    const start = range.kind === 'range' ? range.start : 0;
+    const end = range.kind === 'range' ? range.end : f.size - 1;
+    const length = f.size === 0 ? 0 : end - start + 1;
+    const status = range.kind === 'range' ? 206 : 200;
+    res.writeHead(status, {
+      ...common,
+      'Content-Length': length,
+      ...(range.kind === 'range' ? { 'Content-Range': `bytes ${start}-${end}/${f.size}` } : {}),
+    });
+    if (req.method === 'HEAD' || length === 0) {
+      close();
+      res.end();
+      done(status, 0);
+      return;
+    }
+    const stream = fs.createReadStream('', { fd: f.fd, start, end, autoClose: true, highWaterMark: 256 * 1024 });
+    let sent = 0;
+    stream.on('data', (chunk) => {
+      sent += chunk.length;
+    });
+    stream.on('error', (e) => {
+      // The file vanished or the volume went away mid-transfer: cut the response so the
+      // client sees a short read (Content-Length was promised), never silent garbage.
+      this.o.log.warn('boot file read failed mid-transfer', { file: f.relative, error: e.message });
+      res.destroy(e);
+    });
+    res.on('close', () => {
+      stream.destroy();
+      done(status, sent, range.kind === 'range' ? `${start}-${end}` : undefined);
+    });
+    stream.pipe(res);
+  }
+
+  private refuse(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    status: number,
+    reason: string,
+    peer: string,
+  ): void {
+    if (status === 404) this.counters.notFound++;
+    else this.counters.badRequests++;
+    this.o.events.emit('http.refused', {
+      ts: this.o.clock.date().toISOString(),
+      path: (req.url ?? '').slice(0, 200),
+      reason,
+      peer,
+      status,
+    });
+    send(res, status, `${reason}\n`);
+  }
+}
+
+function stripV4Mapped(a: string): string {
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+function send(res: http.ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendText(req: http.IncomingMessage, res: http.ServerResponse, a: ScriptAnswer): void {
+  res.writeHead(a.status, {
+    'Content-Type': a.contentType ?? 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(a.body),
+    'Cache-Control': 'no-store',
+  });
+  res.end(req.method === 'HEAD' ? undefined : a.body);
+}
+
+async function readJson(
+  req: http.IncomingMessage,
+  max: number,
+): Promise<{ kind: 'ok'; value: unknown } | { kind: 'error'; status: number; reason: string }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > max) return { kind: 'error', status: 413, reason: 'body-too-large' };
+    chunks.push(c as Buffer);
+  }
+  try {
+    return { kind: 'ok', value: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') };
+  } catch {
+    return { kind: 'error', status: 400, reason: 'malformed-json' };
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * The machine registry: every machine the box has seen, keyed by MAC, with its
+ * lifecycle state and a bounded boot timeline. Kept in memory (the DHCP planner reads
+ * it per packet) and persisted in batches through the JSON store.
+ */
+import type { Clock } from '../core/clock.ts';
+import { BootboxError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { normalizeMac } from '../core/net.ts';
+import {
+  type BootSeen,
+  type Machine,
+  type MachineArch,
+  type MachineEvent,
+  type MachineFirmware,
+  newMachine,
+  recordBoot,
+  type StateChange,
+  transition,
+} from '../domain/machine.ts';
+import { type NamingPattern, nameKey, nextName, parseNamingPattern, validateManualName } from '../policy/naming.ts';
+import { JsonStore } from '../store/json-store.ts';
+
+export interface TimelineEntry {
+  ts: string;
+  type: string;
+  [k: string]: unknown;
+}
+
+interface MachinesFile {
+  version: 1;
+  /** Next counter of the naming pattern. */
+  counter: number;
+  machines: Machine[];
+  timelines: Record<string, TimelineEntry[]>;
+}
+
+export interface MachineEventMap {
+  'machine.created': { ts: string; mac: string; name?: string; state: string };
+  'machine.state': {
+    ts: string;
+    mac: string;
+    name?: string;
+    from: string;
+    to: string;
+    reason: string;
+    by?: string;
+    event: string;
+  };
+}
+
+export interface MachineEventSink {
+  emit<K extends keyof MachineEventMap>(type: K, event: MachineEventMap[K]): void;
+}
+
+export interface MachineRegistryOptions {
+  file: string;
+  namingPattern: string;
+  clock: Clock;
+  log: Logger;
+  events: MachineEventSink;
+  /** Timeline entries kept per machine. */
+  timelineMax?: number;
+  flushIntervalMs?: number;
+}
+
+export class MachineRegistry {
+  private readonly o: MachineRegistryOptions;
+  private readonly store: JsonStore<MachinesFile>;
+  private readonly byMac = new Map<string, Machine>();
+  private readonly byName = new Map<string, string>();
+  /** Position of each MAC in the file's array, so an update is O(1). */
+  private readonly index = new Map<string, number>();
+  private readonly pattern: NamingPattern;
+
+  constructor(o: MachineRegistryOptions) {
+    this.o = o;
+    const p = parseNamingPattern(o.namingPattern);
+    if (p instanceof BootboxError) throw new BootboxError('CONFIG_INVALID', `"boot.namingPattern" ${p.message}`);
+    this.pattern = p;
+    this.store = new JsonStore<MachinesFile>({
+      file: o.file,
+      defaults: () => ({ version: 1, counter: 1, machines: [], timelines: {} }),
+      log: o.log,
+      flushIntervalMs: o.flushIntervalMs ?? 500,
+      validate: (d) => {
+        const f = d as MachinesFile;
+        return f?.version === 1 && Array.isArray(f.machines) && typeof f.timelines === 'object'
+          ? undefined
+          : 'not a machines file';
+      },
+    });
+  }
+
+  async load(): Promise<void> {
+    await this.store.load();
+    for (const [i, m] of this.store.data.machines.entries()) {
+      this.index.set(m.mac, i);
+      this.byMac.set(m.mac, m);
+      if (m.name) this.byName.set(nameKey(m.name), m.mac);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  get size(): number {
+    return this.byMac.size;
+  }
+
+  /** By MAC (any common notation) or by name (case-insensitive). */
+  get(id: string): Machine | undefined {
+    const mac = normalizeMac(id);
+    if (mac) return this.byMac.get(mac);
+    const byName = this.byName.get(nameKey(id));
+    return byName ? this.byMac.get(byName) : undefined;
+  }
+
+  list(): Machine[] {
+    return [...this.byMac.values()];
+  }
+
+  timeline(mac: string): TimelineEntry[] {
+    return this.store.data.timelines[mac] ?? [];
+  }
+
+  /** The name a new machine would get now (without taking it). */
+  peekName(mac: string): string | undefined {
+    const n = nextName(this.pattern, new Set(this.byName.keys()), this.store.data.counter, mac);
+    return n instanceof BootboxError ? undefined : n.name;
+  }
+
+  /** Creates the record of a machine seen for the first time, named by the naming policy. */
+  create(input: { mac: string; arch: MachineArch; firmware: MachineFirmware; uuid?: string; ip?: string }): Machine {
+    const existing = this.byMac.get(input.mac);
+    if (existing) return existing;
+    const now = this.o.clock.date();
+    const n = nextName(this.pattern, new Set(this.byName.keys()), this.store.data.counter, input.mac);
+    let name: string | undefined;
+    if (n instanceof BootboxError) {
+      this.o.log.warn(`no name for ${input.mac}: ${n.message}`);
+    } else {
+      name = n.name;
+      this.store.data.counter = n.counter + 1;
+    }
+    const m = newMachine({ ...input, ...(name ? { name } : {}) }, now);
+    this.put(m);
+    this.o.events.emit('machine.created', { ts: now.toISOString(), mac: m.mac, name: m.name, state: m.state });
+    return m;
+  }
+
+  /** Applies a lifecycle event. Returns the new record, or the error (nothing changes). */
+  apply(mac: string, event: MachineEvent): { machine: Machine; change: StateChange } | BootboxError {
+    const m = this.byMac.get(mac);
+    if (!m) return new BootboxError('NOT_FOUND', `no machine ${mac}`);
+    const r = transition(m, event, this.o.clock.date());
+    if (r instanceof BootboxError) return r;
+    this.put(r.machine);
+    const c = r.change;
+    this.o.events.emit('machine.state', {
+      ts: c.at,
+      mac,
+      name: r.machine.name,
+      from: c.from,
+      to: c.to,
+      reason: c.reason,
+      by: c.by,
+      event: c.event,
+    });
+    return r;
+  }
+
+  recordBoot(mac: string, boot: BootSeen): void {
+    const m = this.byMac.get(mac);
+    if (!m) return;
+    this.put(recordBoot(m, boot, this.o.clock.date()));
+  }
+
+  /** Sets fields an admin may change: name (checked), image, group. */
+  update(mac: string, patch: { name?: string; image?: string | null; group?: string | null }): Machine | BootboxError {
+    const m = this.byMac.get(mac);
+    if (!m) return new BootboxError('NOT_FOUND', `no machine ${mac}`);
+    const next: Machine = { ...m };
+    if (patch.name !== undefined) {
+      const v = validateManualName(patch.name, new Set(this.byName.keys()), m.name);
+      if (v instanceof BootboxError) return v;
+      if (m.name) this.byName.delete(nameKey(m.name));
+      next.name = v;
+    }
+    if (patch.image !== undefined) {
+      if (patch.image === null) delete next.image;
+      else next.image = patch.image;
+    }
+    if (patch.group !== undefined) {
+      if (patch.group === null) delete next.group;
+      else next.group = patch.group;
+    }
+    this.put(next);
+    return next;
+  }
+
+  /** Appends to a machine's timeline (bounded); events of unknown MACs are not kept. */
+  appendTimeline(mac: string, entry: TimelineEntry): void {
+    if (!this.byMac.has(mac)) return;
+    const t = this.store.data.timelines;
+    const list = t[mac] ?? [];
+    list.push(entry);
+    const max = this.o.timelineMax ?? 300;
+    if (list.length > max) list.splice(0, list.length - max);
+    t[mac] = list;
+    this.store.markDirty();
+  }
+
+  private put(m: Machine): void {
+    this.byMac.set(m.mac, m);
+    if (m.name) this.byName.set(nameKey(m.name), m.mac);
+    const arr = this.store.data.machines;
+    const i = this.index.get(m.mac);
+    if (i !== undefined) arr[i] = m;
+    else this.index.set(m.mac, arr.push(m) - 1);
+    this.store.markDirty();
+  }
+
+  async flush(): Promise<void> {
+    await this.store.flush();
+  }
+}
