@@ -2,10 +2,19 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-/** A client script that records the client's environment as JSON lines and configures the address. */
-export function writeClientScript(dir: string, kind: 'dhclient' | 'udhcpc'): { script: string; out: string } {
+/**
+ * A client script that records the client's environment as JSON lines and configures the
+ * address (and, with `routes`, a default route via the first router it was given).
+ */
+export function writeClientScript(
+  dir: string,
+  kind: 'dhclient' | 'udhcpc',
+  opts: { routes?: boolean } = {},
+): { script: string; out: string } {
   const out = path.join(dir, `${kind}-events.jsonl`);
   const script = path.join(dir, `${kind}-script.sh`);
+  const route = (v: string) =>
+    opts.routes ? `; [ -n "${v}" ] && ip route replace default via "\${${v.slice(1)}%% *}" dev "$interface"` : '';
   const body =
     kind === 'dhclient'
       ? `#!/bin/sh
@@ -13,7 +22,7 @@ export function writeClientScript(dir: string, kind: 'dhclient' | 'udhcpc'): { s
 printf '{"reason":"%s","ip":"%s","mask":"%s","routers":"%s","lease":"%s","server":"%s"}\\n' \\
   "$reason" "$new_ip_address" "$new_subnet_mask" "$new_routers" "$new_dhcp_lease_time" "$new_dhcp_server_identifier" >> ${out}
 case "$reason" in
-  BOUND|RENEW|REBIND|REBOOT) ip addr flush dev "$interface"; ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
+  BOUND|RENEW|REBIND|REBOOT) ip addr flush dev "$interface"; ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface"${route('$new_routers')} ;;
   RELEASE|EXPIRE|STOP) ip addr flush dev "$interface" ;;
 esac
 exit 0
@@ -23,7 +32,7 @@ exit 0
 printf '{"reason":"%s","ip":"%s","mask":"%s","routers":"%s","lease":"%s","server":"%s"}\\n' \\
   "$1" "$ip" "$subnet" "$router" "$lease" "$serverid" >> ${out}
 case "$1" in
-  bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/$subnet" dev "$interface" ;;
+  bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/$subnet" dev "$interface"${route('$router')} ;;
   deconfig) ip addr flush dev "$interface" ;;
 esac
 exit 0

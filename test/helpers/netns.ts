@@ -135,7 +135,10 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** tcpdump in a namespace, writing text lines; stop() returns them. */
 export async function capture(ns: Netns, iface: string, filter: string): Promise<{ stop(): Promise<string[]> }> {
-  const child = ns.spawn('tcpdump', ['-i', iface, '-n', '-l', '-U', '-q', filter]);
+  // --immediate-mode: otherwise packets wait in the kernel's ring buffer (up to a second)
+  // and those of the last moments are lost on SIGINT, so a "nothing leaked" check could
+  // miss a late leak.
+  const child = ns.spawn('tcpdump', ['-i', iface, '-n', '-l', '--immediate-mode', '-U', '-q', filter]);
   const lines = collectLines(child);
   await waitForLine(child, /listening on/);
   return {

@@ -5,9 +5,10 @@
  * through the box); a capture on the box's uplink must show no UDP from the box at all.
  * The same requests from the private side are answered, so the services were running.
  */
-import test from 'ava';
+
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
 import { boxLab } from '../helpers/box.ts';
 import { readEvents, writeClientScript } from '../helpers/dhcp-clients.ts';
 import { capture, NODE, ROOT } from '../helpers/netns.ts';
@@ -43,7 +44,9 @@ test('no boot service answers on, or leaks to, the uplink', async (t) => {
   // DHCP: a real client's broadcast DISCOVER (last: on failure it deconfigures the peer's address).
   const s = writeClientScript(lab.dataDir, 'udhcpc');
   const dhcp = await lab.up
-    .exec('busybox', ['udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '2', '-T', '1', '-s', s.script], { timeoutMs: 20_000 })
+    .exec('busybox', ['udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '2', '-T', '1', '-s', s.script], {
+      timeoutMs: 20_000,
+    })
     .then(() => 0)
     .catch(() => 1);
   t.is(dhcp, 1, 'no lease on the uplink');
@@ -53,13 +56,18 @@ test('no boot service answers on, or leaks to, the uplink', async (t) => {
   const { stdout } = await lab.cli.exec('curl', ['-sS', '-m', '5', 'tftp://10.77.0.1/hello.txt']);
   t.is(stdout, 'hello from the boot tree\n');
   const p = writeClientScript(lab.dataDir, 'udhcpc');
-  await lab.cli.exec('busybox', ['udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', p.script], { timeoutMs: 20_000 });
+  await lab.cli.exec('busybox', ['udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', p.script], {
+    timeoutMs: 20_000,
+  });
   t.truthy(readEvents(p.out).find((e) => e.reason === 'bound'));
 
   const lines = await cap.stop();
   const fromBox = lines.filter((l) => /IP 10\.7[78]\.0\.1\.\d+ >/.test(l));
   t.deepEqual(fromBox, [], `UDP from the box on the uplink:\n${fromBox.join('\n')}`);
-  t.true(lines.some((l) => l.includes('10.78.0.50')), 'the capture saw the uplink requests');
+  t.true(
+    lines.some((l) => l.includes('10.78.0.50')),
+    'the capture saw the uplink requests',
+  );
   const h = await lab.health();
   t.true(h.services.dhcp.counters.received >= 1, 'DHCP did receive (on the private side)');
 });

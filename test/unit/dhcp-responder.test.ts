@@ -1,7 +1,7 @@
 /** Table tests for every branch of the responder, on real captured requests. */
 import test from 'ava';
 import { ManualClock } from '../../firmware/core/clock.ts';
-import { parseCidr } from '../../firmware/core/net.ts';
+import { macFromBytes, parseCidr } from '../../firmware/core/net.ts';
 import type { ClientInfo } from '../../firmware/protocols/dhcp/classify.ts';
 import { type DhcpPacket, decode, encode } from '../../firmware/protocols/dhcp/codec.ts';
 import { DhcpOption, MessageType } from '../../firmware/protocols/dhcp/constants.ts';
@@ -208,6 +208,62 @@ test('relayed DISCOVER from an unknown network is ignored', (t) => {
   const { run } = setup();
   const req = request('edk2-pxe', MessageType.Discover, (p) => (p.giaddr = ip('10.99.0.1')));
   t.like(run(req), { kind: 'ignore', reason: 'no-subnet-for-relay' });
+});
+
+test('a relay subnet without a configured router gets the relay agent (giaddr) as its router', (t) => {
+  const { run, relayPool, subnet } = setup();
+  const bare: SubnetConfig = { subnet: parseCidr('10.88.0.0/24')!, leaseTimeSec: 600, pool: relayPool };
+  const req = request('udhcpc', MessageType.Discover, (p) => (p.giaddr = ip('10.88.0.1')));
+  const d = reply(t, run(req, { relaySubnets: [bare] }));
+  t.is(u32(d.packet, 3), ip('10.88.0.1'));
+  t.is(u32(d.packet, 1), ip('255.255.255.0'));
+  // The box's own link: no router unless one is configured.
+  const own = reply(t, run(request('udhcpc', MessageType.Discover), { subnet: { ...subnet, router: undefined } }));
+  t.false(own.packet.options.has(3));
+});
+
+test('a unicast renewal from behind a relay: ciaddr picks the relay subnet, the ACK goes straight to the client', (t) => {
+  const { run, relayPool } = setup();
+  const bare: SubnetConfig = { subnet: parseCidr('10.88.0.0/24')!, leaseTimeSec: 600, pool: relayPool };
+  const mac = macFromBytes(decode(loadHex('udhcpc')).chaddr);
+  const leased = relayPool.offer({ mac })!;
+  t.true(relayPool.commit({ mac }, leased, 600_000).ok);
+  // RENEWING (RFC 2131 §4.3.2): no option 54 or 50, ciaddr set, giaddr 0, sent to our address.
+  const renew = () => request('udhcpc', MessageType.Request, (p) => (p.ciaddr = leased));
+  const from = { source: { addr: leased, port: 68 }, relaySubnets: [bare] };
+  const relayAgents = new Map([[ip('10.88.0.0'), ip('10.88.0.1')]]);
+  const d = reply(t, run(renew(), { ...from, unicast: true, relayAgents }));
+  t.is(opt(d.packet, 53)![0], MessageType.Ack);
+  t.is(d.packet.yiaddr, leased);
+  t.is(u32(d.packet, 3), ip('10.88.0.1'), 'the relay last seen for the subnet is its router');
+  t.is(u32(d.packet, 51), 600);
+  t.deepEqual(d.to, { addr: leased, port: 68 });
+  // Right after a restart no relay has been seen: stay silent, the client rebinds through it.
+  t.like(run(renew(), { ...from, unicast: true }), { kind: 'ignore', reason: 'relay-router-unknown' });
+  // A configured router needs no relay.
+  t.is(
+    u32(
+      reply(t, run(renew(), { ...from, unicast: true, relaySubnets: [{ ...bare, router: ip('10.88.0.254') }] })).packet,
+      3,
+    ),
+    ip('10.88.0.254'),
+  );
+  // The same REQUEST broadcast on our own link comes from a client that is here: wrong network.
+  const nak = reply(t, run(renew(), { ...from, unicast: false, relayAgents }));
+  t.is(opt(nak.packet, 53)![0], MessageType.Nak);
+});
+
+test('a unicast RELEASE from behind a relay frees the relay subnet lease', (t) => {
+  const { run, relayPool } = setup();
+  const mac = macFromBytes(decode(loadHex('dhclient')).chaddr);
+  const leased = relayPool.offer({ mac })!;
+  t.true(relayPool.commit({ mac }, leased, 600_000).ok);
+  const rel = request('dhclient', MessageType.Release, (p) => {
+    p.ciaddr = leased;
+    setIPv4(p.options, DhcpOption.ServerIdentifier, SERVER);
+  });
+  t.like(run(rel, { source: { addr: leased, port: 68 }, unicast: true }), { kind: 'ignore', reason: 'released' });
+  t.is(relayPool.stats().leased, 0);
 });
 
 test('full mode without a pool is ignored with reason no-pool', (t) => {

@@ -98,8 +98,16 @@ export interface DhcpRequestContext {
   serverAddr: number;
   /** The receiving interface's subnet. */
   subnet: SubnetConfig;
-  /** Subnets behind relays, chosen by giaddr (RFC 2131 §4.3.1). */
+  /** Subnets behind relays, chosen by giaddr (RFC 2131 §4.3.1), or by ciaddr for unicast requests. */
   relaySubnets?: readonly SubnetConfig[];
+  /**
+   * The request was addressed to us (unicast), not broadcast. A client behind a relay
+   * that renews or releases unicasts straight to us with giaddr 0 (RFC 2131 §4.3.2
+   * RENEWING, §4.4.6); only then may ciaddr pick a relay subnet.
+   */
+  unicast?: boolean;
+  /** The relay agent (giaddr) last seen for each relay subnet, keyed by its network address. */
+  relayAgents?: ReadonlyMap<number, number>;
   planner: BootPlanner;
 }
 
@@ -122,7 +130,8 @@ export type IgnoreReason =
   | 'released'
   | 'release-not-ours'
   | 'declined'
-  | 'decline-not-ours';
+  | 'decline-not-ours'
+  | 'relay-router-unknown';
 
 export type Decision =
   | {
@@ -197,11 +206,50 @@ function planFor(ctx: DhcpRequestContext, client: ClientInfo, required: boolean)
   return { plan };
 }
 
+/**
+ * The client's subnet. Relayed: the one holding giaddr (RFC 2131 §4.3.1). Not relayed:
+ * this link's, except for a unicast request whose ciaddr lies in a relay subnet: a client
+ * behind a relay renewing (§4.3.2 RENEWING) or releasing straight to us. Without this its
+ * renewal got "wrong network" NAKs broadcast on our link and its release was lost
+ * (test/lab/dhcp-relay.test.ts). A broadcast always comes from this link, whatever its
+ * ciaddr says.
+ */
 function subnetFor(ctx: DhcpRequestContext): SubnetConfig | undefined {
   const g = ctx.packet.giaddr;
-  if (g === 0) return ctx.subnet;
+  if (g === 0) {
+    const c = ctx.packet.ciaddr;
+    if (c !== 0 && ctx.unicast && !inSubnet(c, ctx.subnet.subnet)) {
+      const behindRelay = ctx.relaySubnets?.find((s) => inSubnet(c, s.subnet));
+      if (behindRelay) return behindRelay;
+    }
+    return ctx.subnet;
+  }
   if (inSubnet(g, ctx.subnet.subnet)) return ctx.subnet;
   return ctx.relaySubnets?.find((s) => inSubnet(g, s.subnet));
+}
+
+/**
+ * The router of a subnet: the configured one; for a relay subnet without one, the relay
+ * agent (giaddr), which is the client's gateway whenever the relay runs on the router
+ * (dhcrelay there, `ip helper-address` on a switch's VLAN interface). A request that
+ * came straight to us from behind a relay has no giaddr: the one last seen for its
+ * subnet is used. Without a router a relayed client cannot reach the box at all: not for
+ * TFTP or HTTP, not for a unicast renewal (test/lab/dhcp-relay.test.ts, with a real
+ * dhcrelay, udhcpc and dhclient).
+ */
+function routerFor(ctx: DhcpRequestContext, s: SubnetConfig): number | undefined {
+  if (s.router !== undefined || s === ctx.subnet) return s.router;
+  if (ctx.packet.giaddr !== 0) return ctx.packet.giaddr;
+  return ctx.relayAgents?.get(s.subnet.network);
+}
+
+/**
+ * A reply into a relay subnet must name a router (routerFor); when none can be named
+ * (a unicast renewal right after a restart, before any relayed request) we stay silent
+ * and the client rebinds by broadcast, through the relay, at T2.
+ */
+function lacksRelayRouter(ctx: DhcpRequestContext, s: SubnetConfig): boolean {
+  return s !== ctx.subnet && routerFor(ctx, s) === undefined;
 }
 
 // -- reply building -----------------------------------------------------------
@@ -219,9 +267,11 @@ function baseReply(req: DhcpPacket, type: number, serverAddr: number): DhcpPacke
   return p;
 }
 
-function networkOptions(p: DhcpPacket, s: SubnetConfig): void {
+/** Mask, router (routerFor), DNS, domain and broadcast of the client's subnet. */
+function networkOptions(p: DhcpPacket, s: SubnetConfig, ctx: DhcpRequestContext): void {
   setIPv4(p.options, DhcpOption.SubnetMask, s.subnet.mask);
-  if (s.router !== undefined) setIPv4List(p.options, DhcpOption.Router, [s.router]);
+  const router = routerFor(ctx, s);
+  if (router !== undefined) setIPv4List(p.options, DhcpOption.Router, [router]);
   if (s.dns?.length) setIPv4List(p.options, DhcpOption.DomainNameServer, s.dns);
   if (s.domainName) setString(p.options, DhcpOption.DomainName, s.domainName);
   setIPv4(p.options, DhcpOption.BroadcastAddress, broadcastOf(s.subnet));
@@ -323,7 +373,7 @@ function fullDiscover(ctx: DhcpRequestContext, client: ClientInfo): Decision {
   const p = baseReply(ctx.packet, MessageType.Offer, ctx.serverAddr);
   p.yiaddr = yiaddr;
   leaseOptions(p, s);
-  networkOptions(p, s);
+  networkOptions(p, s, ctx);
   if (planned.plan) bootOptions(p, ctx.packet, client, planned.plan, false);
   return finish(ctx, p, client);
 }
@@ -351,6 +401,7 @@ function fullRequest(ctx: DhcpRequestContext, client: ClientInfo): Decision {
   if ('decision' in planned) return planned.decision;
   if (!s) return ignore('no-subnet-for-relay', client);
   if (!s.pool) return ignore('no-pool', client);
+  if (lacksRelayRouter(ctx, s)) return ignore('relay-router-unknown', client);
   const pool = s.pool;
   const selecting = serverId !== undefined;
   const ip = requested ?? (req.ciaddr !== 0 ? req.ciaddr : undefined);
@@ -368,7 +419,7 @@ function fullRequest(ctx: DhcpRequestContext, client: ClientInfo): Decision {
   p.ciaddr = req.ciaddr;
   p.yiaddr = ip;
   leaseOptions(p, s);
-  networkOptions(p, s);
+  networkOptions(p, s, ctx);
   if (planned.plan) bootOptions(p, req, client, planned.plan, false);
   return finish(ctx, p, client);
 }
@@ -381,9 +432,10 @@ function fullInform(ctx: DhcpRequestContext, client: ClientInfo): Decision {
   if ('decision' in planned) return planned.decision;
   const s = subnetFor(ctx);
   if (!s) return ignore('no-subnet-for-relay', client);
+  if (lacksRelayRouter(ctx, s)) return ignore('relay-router-unknown', client);
   const p = baseReply(req, MessageType.Ack, ctx.serverAddr);
   p.ciaddr = req.ciaddr;
-  networkOptions(p, s);
+  networkOptions(p, s, ctx);
   if (planned.plan) bootOptions(p, req, client, planned.plan, false);
   return finish(ctx, p, client);
 }

@@ -5,16 +5,18 @@
  * received, answered and ignored packet becomes an event.
  *
  * Storm behaviour: no disk in the reply path (leases persist from a timer), no
- * ping-before-offer, and retransmits (same xid, MAC and message type within a
- * short window) are answered from a reply cache instead of being recomputed.
+ * ping-before-offer, and retransmits (same xid, MAC and message type, and the same
+ * bytes but for `secs`, within a short window) are answered from a reply cache instead
+ * of being recomputed.
  */
+import { createHash } from 'node:crypto';
 import type { EndpointFactory, UdpEndpoint } from '../../../board/udp-endpoint.ts';
 import type { Clock } from '../../core/clock.ts';
 import { DecodeError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
-import { formatIPv4, parseIPv4 } from '../../core/net.ts';
+import { formatIPv4, inSubnet, parseIPv4 } from '../../core/net.ts';
 import { decode, encode } from './codec.ts';
-import { messageTypeName, Port } from './constants.ts';
+import { messageTypeName, Offset, Port } from './constants.ts';
 import { getMessageType } from './options.ts';
 import { type BootPlanner, type Decision, respond, type SubnetConfig } from './responder.ts';
 
@@ -109,6 +111,7 @@ export class DhcpServer {
   private readonly cache = new Map<string, CachedReply>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private lastExhaustWarn = -Infinity;
+  private readonly relayAgents = new Map<number, number>();
 
   constructor(o: DhcpServerOptions) {
     this.o = o;
@@ -123,8 +126,8 @@ export class DhcpServer {
       await this.ep67.close();
       throw e;
     }
-    this.ep67.onMessage((d) => this.handle(d.data, d.srcAddr, d.srcPort, false));
-    this.ep4011.onMessage((d) => this.handle(d.data, d.srcAddr, d.srcPort, true));
+    this.ep67.onMessage((d) => this.handle(d.data, d.srcAddr, d.srcPort, false, d.dstAddr));
+    this.ep4011.onMessage((d) => this.handle(d.data, d.srcAddr, d.srcPort, true, d.dstAddr));
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
     this.sweepTimer.unref();
   }
@@ -143,12 +146,21 @@ export class DhcpServer {
     };
   }
 
+  /** Remembers the relay agent of a relay subnet: the router of its clients' unicast renewals. */
+  private noteRelayAgent(giaddr: number): void {
+    const s = this.o.relaySubnets?.find((r) => inSubnet(giaddr, r.subnet));
+    if (s) this.relayAgents.set(s.subnet.network, giaddr);
+  }
+
   private count(map: Record<string, number>, key: string): void {
     map[key] = (map[key] ?? 0) + 1;
   }
 
-  /** One datagram. Never throws: whatever goes wrong is counted and reported. */
-  handle(data: Buffer, srcAddr: string, srcPort: number, viaProxyPort: boolean): void {
+  /**
+   * One datagram. Never throws: whatever goes wrong is counted and reported. `dstAddr` is
+   * where it was sent (our address for a unicast); unknown counts as a broadcast.
+   */
+  handle(data: Buffer, srcAddr: string, srcPort: number, viaProxyPort: boolean, dstAddr?: string): void {
     const ts = () => this.o.clock.date().toISOString();
     this.counters.received++;
     let packet: ReturnType<typeof decode>;
@@ -164,7 +176,7 @@ export class DhcpServer {
     }
     const typeName = messageTypeName(getMessageType(packet.options));
     this.count(this.counters.byType, typeName);
-    const key = `${viaProxyPort ? 'p' : 's'}${packet.xid}:${packet.chaddr.toString('hex')}:${typeName}`;
+    const key = retransmitKey(data, viaProxyPort, packet.xid, packet.chaddr, typeName);
     const cached = this.cache.get(key);
     const now = this.o.clock.now();
     if (cached && now - cached.at < (this.o.retransmitWindowMs ?? 2000)) {
@@ -172,6 +184,7 @@ export class DhcpServer {
       this.send(cached, macOf(packet.chaddr), true);
       return;
     }
+    if (packet.giaddr !== 0) this.noteRelayAgent(packet.giaddr);
     let decision: Decision;
     try {
       decision = respond({
@@ -182,6 +195,8 @@ export class DhcpServer {
         serverAddr: this.serverAddrNum,
         subnet: this.o.subnet,
         relaySubnets: this.o.relaySubnets,
+        unicast: dstAddr === this.o.serverAddr,
+        relayAgents: this.relayAgents,
         planner: this.o.planner,
       });
     } catch (e) {
@@ -269,6 +284,22 @@ export class DhcpServer {
       else break; // insertion order is time order
     }
   }
+}
+
+/**
+ * What makes a datagram a retransmit of an earlier one: the same xid, MAC and message
+ * type, *and* the same bytes apart from `secs` (RFC 2131 §4.4.1: a client fills in the
+ * seconds since it began, so retransmits differ there). Clients keep one xid for a whole
+ * exchange: busybox udhcpc sends its RENEWING REQUEST (ciaddr set, no option 54) with the
+ * xid of the SELECTING REQUEST before it, and through a relay the same REQUEST reaches us
+ * twice, unicast and relayed (test/lab/dhcp-relay.test.ts). Those are new requests and must
+ * be answered on their own, not with the cached ACK that went to the relay.
+ */
+function retransmitKey(data: Buffer, viaProxyPort: boolean, xid: number, chaddr: Buffer, type: string): string {
+  const h = createHash('sha1');
+  h.update(data.subarray(0, Offset.secs));
+  h.update(data.subarray(Offset.secs + 2));
+  return `${viaProxyPort ? 'p' : 's'}${xid}:${chaddr.toString('hex')}:${type}:${h.digest('base64')}`;
 }
 
 function macOf(chaddr: Buffer): string {
