@@ -298,13 +298,9 @@ for (const mode of ['full', 'proxy'] as const) {
   }
 }
 
-// Known bug, outside DHCP (firmware/protocols/http-boot/server.ts): iPXE percent-encodes
-// the colons of the MAC in the script URL (GET /boot/52%3A54%3A00%3A77%3A01%3A11.ipxe), and
-// the HTTP server matches its script route on the undecoded path, so the request falls
-// through to the file tree and gets 404: a real iPXE node never gets its script. This test
-// is marked failing; it starts passing (and ava says so) once the route matches the
-// decoded path.
-test.failing('the iPXE nodes got their script (HTTP 200) from the box', (t) => {
+// iPXE percent-encodes the colons of the MAC in the script URL
+// (GET /boot/52%3A54%3A00%3A77%3A01%3A11.ipxe); the box must still answer with the script.
+test('the iPXE nodes got their script (HTTP 200) from the box', (t) => {
   t.true(httpAnswers.size > 0, 'the iPXE cases ran');
   for (const [node, answer] of httpAnswers) t.regex(answer, /^HTTP\/1\.[01] 200/, node);
 });

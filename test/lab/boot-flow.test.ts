@@ -232,3 +232,10 @@ test('a burst of 500 unknown clients gives 500 pending machines with unique name
   ms = await count();
   t.is(ms.length, 501, 'no lost writes after a restart');
 });
+
+test('iPXE-style percent-encoded MACs reach the script', async (t) => {
+  const { lab } = await setup(t);
+  const r = await curl(lab, [`http://10.77.0.1/boot/${MAC.replace(/:/g, '%3A')}.ipxe`]);
+  t.is(r.status, 200);
+  t.regex(r.body, /^#!ipxe/);
+});

@@ -172,7 +172,13 @@ export class HttpBootServer {
     } catch {
       return this.refuse(req, res, 400, 'bad-url', peer);
     }
-    const p = url.pathname;
+    // iPXE percent-encodes the colons of a MAC (52%3A54%3A…): match on the decoded path.
+    let p: string;
+    try {
+      p = decodeURIComponent(url.pathname);
+    } catch {
+      return this.refuse(req, res, 400, 'bad-url', peer);
+    }
     const done = (status: number, bytes: number, mac?: string, range?: string) => {
       this.counters.bytesSent += bytes;
       this.o.events.emit('http.request', {
@@ -226,13 +232,7 @@ export class HttpBootServer {
       return;
     }
     if (!p.startsWith('/boot/')) return this.refuse(req, res, 404, 'not-found', peer);
-    let raw: string;
-    try {
-      raw = decodeURIComponent(p.slice('/boot/'.length));
-    } catch {
-      return this.refuse(req, res, 400, 'bad-url', peer);
-    }
-    const f = await this.o.handlers.resolveFile(raw);
+    const f = await this.o.handlers.resolveFile(p.slice('/boot/'.length));
     if (f.kind === 'refused') {
       const status =
         f.reason === 'not-found'
