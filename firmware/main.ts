@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Board, openBoard } from '../board/board.ts';
+import { openIcmp6 } from '../board/icmp6-endpoint.ts';
 import { resolveRoles } from '../board/interfaces.ts';
 import { LAB_ADDRESS, labDown, labNode, labUp } from '../board/lab.ts';
 import { RawInterface } from '../board/raw-endpoint.ts';
@@ -24,6 +25,7 @@ import { createLogger } from './core/logger.ts';
 import type { BoxEvents } from './domain/events.ts';
 import { seedBootTree } from './images/boot-tree.ts';
 import { HttpBootServer } from './protocols/http-boot/server.ts';
+import { RouterAdvertiser } from './protocols/ndp/server.ts';
 import { FileResolver } from './protocols/tftp/file-resolver.ts';
 import { TftpServer } from './protocols/tftp/server.ts';
 import { BootService } from './services/boot-service.ts';
@@ -183,6 +185,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     log: log.child('http'),
   });
   services.push(httpBoot);
+  if (config.ipv6.answerRouterSolicitations) services.push(routerAdvertiser(priv.name, log));
 
   const tokens = config.api.tokens.length ? config.api.tokens : [localApiToken(config.dataDir, log)];
   services.push(
@@ -251,6 +254,32 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
   const where = `private ${priv.name} ${priv.ipv4}` + (cmd.lab ? ` (lab ${cmd.labName}, nodes: bootbox lab node)` : '');
   log.info(`UI and API on ${hosts.map((h) => `http://${h}:${config.ui.port}`).join(', ')}`);
   process.stdout.write(`bootbox ready: ${where}\n`);
+}
+
+/**
+ * The "no IPv6 router here" responder (iPXE otherwise waits ~15 s per boot for one). A
+ * private interface without IPv6 is not an error: the service then reports itself off.
+ */
+function routerAdvertiser(ifname: string, log: Logger): Service {
+  let ra: RouterAdvertiser | undefined;
+  let off = '';
+  return {
+    name: 'ipv6-ra',
+    async start() {
+      try {
+        const ifindex = Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8'));
+        ra = new RouterAdvertiser(openIcmp6(ifname, ifindex, ['ff02::2']), systemClock);
+        ra.start();
+      } catch (e) {
+        off = (e as Error).message;
+        log.warn(`IPv6 router-solicitation answers are off: ${off}`);
+      }
+    },
+    async stop() {
+      ra?.stop();
+    },
+    status: () => (ra ? { counters: ra.counters } : { off }),
+  };
 }
 
 /**

@@ -58,6 +58,8 @@ export interface Config {
     menu: { enabled: boolean; timeoutSec: number };
   };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  /** Answer IPv6 router solicitations on the private link with "no router here" (see README). */
+  ipv6: { answerRouterSolicitations: boolean };
 }
 
 export function defaultConfig(): Config {
@@ -70,6 +72,7 @@ export function defaultConfig(): Config {
     api: { tokens: [] },
     mqtt: {},
     log: { level: 'info' },
+    ipv6: { answerRouterSolicitations: true },
     boot: {
       answer: 'all',
       unknown: 'approve',
@@ -203,6 +206,7 @@ const SCHEMA: ObjectSpec = {
   api: { tokens: { check: list(str((s) => (s.length >= 16 ? undefined : 'must be at least 16 characters'))) } },
   mqtt: { url: { check: mqttUrl }, username: { check: str() }, password: { check: str() } },
   log: { level: { check: oneOf('debug', 'info', 'warn', 'error') } },
+  ipv6: { answerRouterSolicitations: { check: bool } },
   boot: {
     answer: { check: oneOf('all', 'known', 'none') },
     unknown: { check: oneOf('approve', 'auto', 'ignore') },
