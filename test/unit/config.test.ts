@@ -62,6 +62,18 @@ const badValues: [string, unknown][] = [
   ['mqtt.username', 1],
   ['mqtt.password', null],
   ['log.level', 'loud'],
+  ['ipv6.answerRouterSolicitations', 'yes'],
+  ['boot.answer', 'some'],
+  ['boot.unknown', 'maybe'],
+  ['boot.namingPattern', ''],
+  ['boot.uefiX86', 'grub.efi'],
+  ['boot.defaultImage', { mips: 'x' }],
+  ['boot.groupImages', { 'bad name!': 'x' }],
+  ['boot.images', { rocky: { title: 7 } }],
+  ['boot.deployEnvironments', { bios: { kernel: 'k' } }],
+  ['boot.pollIntervalSec', 0],
+  ['boot.pollRetries', 'many'],
+  ['boot.onWaitTimeout', 'panic'],
 ];
 
 for (const [key, value] of badValues) {
