@@ -15,8 +15,7 @@ import { BootboxError } from '../core/errors.ts';
 
 /**
  * Architecture of a machine as the DHCP classification names it. This is the same union as
- * protocols/dhcp/classify.ts ArchName, kept here so the domain imports nothing above it;
- * test/unit/machine-lifecycle.test.ts proves the two stay identical.
+ * protocols/dhcp/classify.ts re-exports it as ArchName (the domain imports nothing above it).
  */
 export type MachineArch =
   | 'bios'
@@ -33,7 +32,7 @@ export type MachineArch =
   | 'rpi'
   | 'unknown';
 
-/** Same as classify.ts Firmware (checked by the same test). */
+/** Re-exported by classify.ts as Firmware. */
 export type MachineFirmware = 'bios' | 'uefi' | 'uboot' | 'rpi' | 'unknown';
 
 export const MACHINE_STATES = [

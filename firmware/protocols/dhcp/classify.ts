@@ -29,21 +29,10 @@ import {
   getVendorClass,
 } from './options.ts';
 
-export type Firmware = 'bios' | 'uefi' | 'uboot' | 'rpi' | 'unknown';
-export type ArchName =
-  | 'bios'
-  | 'uefi-ia32'
-  | 'uefi-x64'
-  | 'uefi-ebc'
-  | 'arm32-uefi'
-  | 'arm64-uefi'
-  | 'riscv32-uefi'
-  | 'riscv64-uefi'
-  | 'loongarch64-uefi'
-  | 'arm32-uboot'
-  | 'arm64-uboot'
-  | 'rpi'
-  | 'unknown';
+// One list of architectures and firmware kinds for the whole box: the domain owns it.
+export type { MachineArch as ArchName, MachineFirmware as Firmware } from '../../domain/machine.ts';
+
+import type { MachineArch as ArchName, MachineFirmware as Firmware } from '../../domain/machine.ts';
 
 interface ArchEntry {
   arch: ArchName;
