@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import type { Datagram, EndpointOptions, EndpointStats, SendCallback, UdpEndpoint } from './udp-endpoint.ts';
 import { newStats } from './udp-endpoint.ts';
 
@@ -47,7 +48,7 @@ export class DgramEndpoint implements UdpEndpoint {
         return ok;
       };
     }
-    this.sock = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+    this.sock = dgram.createSocket({ type: 'udp4', reuseAddr: false, lookup: literalLookup });
   }
 
   static async open(opts: DgramEndpointOptions): Promise<DgramEndpoint> {
@@ -124,4 +125,44 @@ export class DgramEndpoint implements UdpEndpoint {
     this.closed = true;
     return new Promise((resolve) => this.sock.close(() => resolve()));
   }
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * dgram resolves every destination before each send, even an IP literal: dns.lookup answers
+ * a literal on the next tick, so each datagram cost a closure, a tick-queue entry and a second
+ * entry into JS after the socket callback. Peers here are always dotted-quad literals: answer
+ * those at once (the send happens synchronously); anything else still goes through dns.lookup.
+ */
+function literalLookup(address: string, family: unknown, cb: LookupCallback): void {
+  if (isDottedQuad(address)) {
+    cb(null, address, 4);
+    return;
+  }
+  dns.lookup(address, family as number, cb);
+}
+
+/** Four decimal octets 0-255 separated by dots, as inet_pton accepts them (net.isIPv4 without the regular expression). */
+function isDottedQuad(s: string): boolean {
+  const n = s.length;
+  if (n < 7 || n > 15) return false;
+  let dots = 0;
+  let octet = 0;
+  let digits = 0;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return false;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return false; // no leading zeros (inet_pton refuses them)
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return false;
+    } else {
+      return false;
+    }
+  }
+  return dots === 3 && digits > 0;
 }
