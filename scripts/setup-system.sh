@@ -29,3 +29,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# ARM64 nodes boot Debian's signed GRUB netboot image (Debian has no arm64 iPXE). Fetch the
+# arm64 package without adding the architecture to this machine, and keep only that file
+# where the box looks for it.
+grub=/usr/lib/bootbox/grubnetaa64.efi
+if [ ! -s "$grub" ]; then
+  echo "setup: fetching grub-efi-arm64-signed (arm64 first stage)"
+  work=$(mktemp -d); chmod 755 "$work"
+  lists=/var/cache/bootbox/arm64lists
+  mkdir -p "$lists/partial" /usr/lib/bootbox
+  o=(-oAPT::Architecture=arm64 -oAPT::Architectures=arm64 "-oDir::State::Lists=$lists" -qq)
+  if apt-get "${o[@]}" update && (cd "$work" && apt-get "${o[@]}" download grub-efi-arm64-signed); then
+    dpkg-deb -x "$work"/grub-efi-arm64-signed_*.deb "$work/x"
+    cp "$work/x/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed" "$grub"
+  else
+    echo "setup: could not fetch grub-efi-arm64-signed; ARM64 nodes will get no first stage" >&2
+  fi
+  rm -rf "$work"
+fi

@@ -3,7 +3,7 @@
  * flags of `bootbox serve` (../../shared/CONTRACT.md). Validation names the
  * offending key (or flag) and never guesses.
  */
-import { parseCidr, parseIPv4, parseRange } from '../core/net.ts';
+import { normalizeMac, parseCidr, parseIPv4, parseRange } from '../core/net.ts';
 
 export type DhcpMode = 'full' | 'proxy' | 'off' | 'auto';
 
@@ -23,6 +23,8 @@ export interface Config {
     domain?: string;
     /** Subnets behind DHCP relays on the private side, e.g. "10.88.0.0/16". */
     relayNetworks: string[];
+    /** Fixed addresses: MAC -> IPv4 (full mode). */
+    reservations: Record<string, string>;
   };
   tftp: {
     port: number;
@@ -65,7 +67,7 @@ export interface Config {
 export function defaultConfig(): Config {
   return {
     dataDir: '/var/lib/bootbox',
-    dhcp: { mode: 'full', leaseTime: 3600, dns: [], relayNetworks: [] },
+    dhcp: { mode: 'full', leaseTime: 3600, dns: [], relayNetworks: [], reservations: {} },
     tftp: { port: 69, singlePort: false, windowsizeMax: 64, maxTransfers: 512, maxPerClient: 8 },
     http: { port: 80 },
     ui: { port: 8080 },
@@ -192,6 +194,9 @@ const SCHEMA: ObjectSpec = {
     dns: { check: list(ipv4) },
     domain: { check: str() },
     relayNetworks: { check: list(cidr) },
+    reservations: {
+      check: record((k) => (normalizeMac(k) ? undefined : 'is not a MAC address'), ipv4),
+    },
   },
   tftp: {
     port: { check: port },

@@ -10,7 +10,17 @@ import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import { BootboxError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { broadcastOf, formatIPv4, parseCidr, parseIPv4, parseRange, type Subnet, subnetOf } from '../core/net.ts';
+import {
+  broadcastOf,
+  formatIPv4,
+  inSubnet,
+  normalizeMac,
+  parseCidr,
+  parseIPv4,
+  parseRange,
+  type Subnet,
+  subnetOf,
+} from '../core/net.ts';
 import { LeasePool, type LeaseSnapshot } from '../protocols/dhcp/leases.ts';
 import { probeForDhcpServer } from '../protocols/dhcp/probe.ts';
 import type { BootPlanner, SubnetConfig } from '../protocols/dhcp/responder.ts';
@@ -143,7 +153,11 @@ export class DhcpService implements Service {
     const d = this.o.dhcp;
     let pool: LeasePool | undefined;
     if (range) {
-      pool = new LeasePool({ range, exclude }, this.o.clock);
+      // Reservations of this subnet (an address may lie outside the dynamic range).
+      const reservations = Object.entries(d.reservations)
+        .map(([mac, ip]) => [normalizeMac(mac)!, parseIPv4(ip)!] as const)
+        .filter(([, ip]) => inSubnet(ip, s));
+      pool = new LeasePool({ range, exclude, reservations }, this.o.clock);
       this.pools.set(key, pool);
       this.ranges.set(key, `${formatIPv4(range.start)}-${formatIPv4(range.end)}`);
     }

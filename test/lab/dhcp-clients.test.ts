@@ -133,3 +133,16 @@ test('a DISCOVER on the uplink gets no answer and no DHCP packet leaves by the u
   t.deepEqual(fromBox, [], lines.join('\n'));
   t.true(lines.length >= 3, 'the capture saw the uplink DISCOVERs');
 });
+
+test('a reservation gives a machine its fixed address, even outside the range', async (t) => {
+  const lab = await boxLab();
+  t.teardown(() => lab.destroy());
+  const mac = '02:00:00:77:00:42';
+  lab.cli.ip('link', 'set', 'eth0', 'address', mac);
+  await lab.start({ dhcp: { ...CONFIG.dhcp, reservations: { [mac.toUpperCase()]: '10.77.0.42' } } });
+  const { script, out } = writeClientScript(lab.dataDir, 'udhcpc');
+  await lab.cli.exec('busybox', ['udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', script], {
+    timeoutMs: 20_000,
+  });
+  t.is(readEvents(out).find((e) => e.reason === 'bound')?.ip, '10.77.0.42');
+});

@@ -49,6 +49,7 @@ const badValues: [string, unknown][] = [
   ['dhcp.dns', ['10.0.0.1', 'x']],
   ['dhcp.domain', 3],
   ['dhcp.relayNetworks', ['10.88.0.0/40']],
+  ['dhcp.reservations', { 'not-a-mac': '10.0.0.5' }],
   ['tftp.port', 0],
   ['tftp.singlePort', 'yes'],
   ['tftp.blksizeMax', 70000],
