@@ -9,6 +9,7 @@ import { RouterAdvertiser } from '../../firmware/protocols/ndp/server.ts';
 test('the "no router" advertisement, byte by byte (RFC 4861 §4.2)', (t) => {
   t.deepEqual(
     encodeRouterAdvertisement(NO_ROUTER),
+    // biome-ignore format: annotated byte fixture
     Buffer.from([
       134, 0, // type RA, code 0
       0, 0, // checksum: the kernel fills it
