@@ -30,7 +30,7 @@ import { FileResolver } from './protocols/tftp/file-resolver.ts';
 import { TftpServer } from './protocols/tftp/server.ts';
 import { BootService } from './services/boot-service.ts';
 import { DhcpService } from './services/dhcp-service.ts';
-import { MachineRegistry, type TimelineEntry } from './services/machines.ts';
+import { MachineRegistry } from './services/machines.ts';
 import { buildInfo, versionLine } from './version.ts';
 
 function fail(e: unknown): never {
@@ -109,10 +109,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     log: log.child('machines'),
     events: bus,
   });
-  bus.onAny((type, event) => {
-    const mac = (event as { mac?: string }).mac;
-    if (mac) registry.appendTimeline(mac, { type: String(type), ...(event as object) } as TimelineEntry);
-  });
+  bus.onAny((type, event) => registry.recordEvent(String(type), event as object));
   const boot = new BootService({
     boot: config.boot,
     serverAddr: priv.ipv4,

@@ -173,11 +173,13 @@ export class BootService implements BootPlanner {
   }
 
   private report(mac: string, body: unknown, peer: string): { status: number; body: unknown } {
-    const ts = this.o.clock.date().toISOString();
+    // Stamped when each event is emitted: a `deployed` report changes the state first, and the
+    // timeline must stay in time order (the state change's stamp is taken in between).
+    const ts = () => this.o.clock.date().toISOString();
     const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const fail = (status: number, code: string, message: string) => {
       this.o.events.emit('boot.report', {
-        ts,
+        ts: ts(),
         mac,
         state: String(b.state ?? ''),
         accepted: false,
@@ -194,12 +196,12 @@ export class BootService implements BootPlanner {
     const want = this.tokens.get(mac);
     if (!want || b.token !== want) return fail(403, 'FORBIDDEN', "the report does not carry this deploy's token");
     if (b.state === 'progress') {
-      this.o.events.emit('boot.report', { ts, mac, state: 'progress', accepted: true, peer });
+      this.o.events.emit('boot.report', { ts: ts(), mac, state: 'progress', accepted: true, peer });
       return { status: 200, body: { ok: true } };
     }
     if (b.state === 'failed') {
       this.o.events.emit('boot.report', {
-        ts,
+        ts: ts(),
         mac,
         state: 'failed',
         accepted: true,
@@ -213,7 +215,7 @@ export class BootService implements BootPlanner {
     this.tokens.delete(mac);
     const ip = parseIPv4(peer);
     if (ip !== undefined) this.o.registry.recordBoot(mac, { action: 'deployed', ip: formatIPv4(ip) });
-    this.o.events.emit('boot.report', { ts, mac, state: 'deployed', accepted: true, peer });
+    this.o.events.emit('boot.report', { ts: ts(), mac, state: 'deployed', accepted: true, peer });
     return { status: 200, body: { ok: true, state: r.machine.state, name: r.machine.name } };
   }
 

@@ -35,6 +35,9 @@ interface MachinesFile {
   timelines: Record<string, TimelineEntry[]>;
 }
 
+/** Client addresses remembered for attributing TFTP and HTTP events (recordEvent). */
+const MAX_ADDRESSES = 4096;
+
 export interface MachineEventMap {
   'machine.created': { ts: string; mac: string; name?: string; state: string };
   'machine.state': {
@@ -71,6 +74,8 @@ export class MachineRegistry {
   private readonly byName = new Map<string, string>();
   /** Position of each MAC in the file's array, so an update is O(1). */
   private readonly index = new Map<string, number>();
+  /** The MAC each client address was last seen with (see recordEvent); oldest first. */
+  private readonly macByAddress = new Map<string, string>();
   private readonly pattern: NamingPattern;
 
   constructor(o: MachineRegistryOptions) {
@@ -198,6 +203,48 @@ export class MachineRegistry {
     }
     this.put(next);
     return next;
+  }
+
+  /**
+   * One event of the box's bus, onto the timeline of the machine it is about (the bus's
+   * catch-all listener calls this for every event).
+   * - DHCP, boot and machine events name the MAC. TFTP transfers and HTTP file downloads know
+   *   only the client's address (`address`, `peer`): they go to the machine last seen at that
+   *   address, learned from the box's DHCP ACKs (yiaddr), from requests sent from an address the
+   *   client already holds (not relayed; e.g. edk2's port-4011 request in proxy mode) and from
+   *   the machine's own script and report requests (iPXE in proxy mode).
+   * - The entry's `type` is the event type. Some events have a `type` of their own (DHCP: the
+   *   message type, DISCOVER…); it is kept as `messageType`, so that an ignored DISCOVER
+   *   (dhcp.ignored) still reads differently from an answered one (dhcp.request).
+   */
+  recordEvent(type: string, event: object): void {
+    const { type: own, ts, ...fields } = event as Record<string, unknown>;
+    const mac = typeof fields.mac === 'string' ? fields.mac : undefined;
+    if (mac) this.learnAddress(type, own, fields, mac);
+    const owner = mac ?? this.macAt(fields.address ?? fields.peer);
+    if (!owner) return;
+    this.appendTimeline(owner, {
+      ts: typeof ts === 'string' ? ts : this.o.clock.date().toISOString(),
+      type,
+      ...(own !== undefined ? { messageType: own } : {}),
+      ...fields,
+      mac: owner,
+    });
+  }
+
+  private learnAddress(type: string, own: unknown, f: Record<string, unknown>, mac: string): void {
+    let addr: unknown;
+    if (type === 'dhcp.reply' && own === 'ACK') addr = f.yiaddr;
+    else if (type === 'dhcp.request' && f.relayed === false) addr = f.src;
+    else if (type === 'http.request' && typeof f.status === 'number' && f.status < 400) addr = f.peer;
+    if (typeof addr !== 'string' || addr === '' || addr === '0.0.0.0') return;
+    this.macByAddress.delete(addr);
+    this.macByAddress.set(addr, mac);
+    if (this.macByAddress.size > MAX_ADDRESSES) this.macByAddress.delete(this.macByAddress.keys().next().value!);
+  }
+
+  private macAt(addr: unknown): string | undefined {
+    return typeof addr === 'string' ? this.macByAddress.get(addr) : undefined;
   }
 
   /** Appends to a machine's timeline (bounded); events of unknown MACs are not kept. */
