@@ -17,7 +17,23 @@ export interface DgramEndpointOptions extends EndpointOptions {
   sendBufferSize?: number;
 }
 
-/** A plain dgram socket bound to one address: unicast services (TFTP, port 4011, HTTP-side helpers). */
+/**
+ * A plain dgram socket bound to one address: unicast services (TFTP, port 4011, HTTP-side helpers).
+ *
+ * With `peer` (a TFTP transfer), the endpoint holds two sockets on the same address and port,
+ * both with SO_REUSEADDR: the main one stays unconnected, the other is connected to the peer.
+ * Linux delivers a datagram to the socket whose binding matches it best, so the peer's
+ * datagrams arrive on the connected socket and any other sender's on the main one; both reach
+ * the same listener, so a stray sender is still seen (and answered, RFC 1350 ERROR 5) from the
+ * same port. Sends to the peer go through the connected socket: Node skips its per-send
+ * address handling and the kernel its per-send route lookup. If the second socket cannot be
+ * set up, the endpoint works unconnected, as without `peer`.
+ *
+ * What SO_REUSEADDR allows besides: the kernel may pick, for port 0, a port another
+ * SO_REUSEADDR socket on this address already holds (two transfers then share a port, each
+ * with its own connected socket, and a stray gets ERROR 5 from either: still right), and a
+ * local process that also sets it could bind the port too. Without `peer`, nothing changes.
+ */
 export class DgramEndpoint implements UdpEndpoint {
   readonly kind = 'dgram' as const;
   readonly ifname: string;
@@ -28,6 +44,10 @@ export class DgramEndpoint implements UdpEndpoint {
   private listener: ((d: Datagram) => void) | undefined;
   private boundPort = 0;
   private closed = false;
+  /** Connected to the peer (see the class comment); undefined when not in use. */
+  private peerSock: dgram.Socket | undefined;
+  private peerAddr = '';
+  private peerPort = 0;
 
   private constructor(opts: DgramEndpointOptions) {
     this.ifname = opts.ifname;
@@ -36,59 +56,47 @@ export class DgramEndpoint implements UdpEndpoint {
     if (!check) {
       this.allow = () => true;
     } else {
-      // The guard runs for every datagram: remember answers (bounded) instead of re-parsing.
+      // The guard runs for every datagram: remember answers (bounded) instead of re-parsing,
+      // and the last one apart (a transfer talks to one peer: a string compare, no hashing).
       const seen = new Map<string, boolean>();
+      let lastAddr = '';
+      let lastOk = false;
       this.allow = (addr) => {
+        if (addr === lastAddr) return lastOk;
         let ok = seen.get(addr);
         if (ok === undefined) {
           ok = check(addr);
           if (seen.size > 4096) seen.clear();
           seen.set(addr, ok);
         }
+        lastAddr = addr;
+        lastOk = ok;
         return ok;
       };
     }
-    this.sock = dgram.createSocket({ type: 'udp4', reuseAddr: false, lookup: literalLookup });
+    this.sock = dgram.createSocket({ type: 'udp4', reuseAddr: opts.peer !== undefined, lookup: literalLookup });
   }
 
   static async open(opts: DgramEndpointOptions): Promise<DgramEndpoint> {
     const ep = new DgramEndpoint(opts);
-    await new Promise<void>((resolve, reject) => {
-      const onErr = (e: Error) => reject(e);
-      ep.sock.once('error', onErr);
-      ep.sock.bind({ port: opts.port, address: opts.address, exclusive: true }, () => {
-        ep.sock.off('error', onErr);
-        resolve();
-      });
-    });
+    await bind(ep.sock, opts.port, opts.address);
     ep.boundPort = ep.sock.address().port;
     if (opts.recvBufferSize) ep.sock.setRecvBufferSize(opts.recvBufferSize);
     if (opts.sendBufferSize) ep.sock.setSendBufferSize(opts.sendBufferSize);
     for (const g of opts.multicastGroups ?? []) ep.sock.addMembership(g, opts.address);
     if (opts.multicastGroups?.length) ep.sock.setMulticastInterface(opts.address);
-    ep.sock.on('error', () => {
-      ep.stats.sendErrors++;
-    });
-    ep.sock.on('message', (data, rinfo) => {
-      if (!ep.allow(rinfo.address)) {
-        ep.stats.refused++;
-        return;
-      }
-      ep.stats.received++;
-      ep.listener?.({
-        data,
-        srcAddr: rinfo.address,
-        srcPort: rinfo.port,
-        dstAddr: ep.localAddress,
-        dstPort: ep.boundPort,
-        ifname: ep.ifname,
-      });
-    });
+    ep.watch(ep.sock);
+    if (opts.peer && ep.allow(opts.peer.address)) await ep.connectPeer(opts.peer, opts);
     return ep;
   }
 
   get port(): number {
     return this.boundPort;
+  }
+
+  /** Whether datagrams to and from the peer use the connected socket (tests, diagnostics). */
+  get peerConnected(): boolean {
+    return this.peerSock !== undefined;
   }
 
   onMessage(fn: (d: Datagram) => void): void {
@@ -100,7 +108,10 @@ export class DgramEndpoint implements UdpEndpoint {
       cb?.(new Error('endpoint closed'));
       return;
     }
-    if (!this.allow(dstAddr)) {
+    const conn = this.peerSock;
+    // The peer passed the guard when it was connected.
+    const sock = conn !== undefined && dstPort === this.peerPort && dstAddr === this.peerAddr ? conn : undefined;
+    if (sock === undefined && !this.allow(dstAddr)) {
       this.stats.refused++;
       cb?.(new Error(`destination ${dstAddr} is not on the private network`));
       return;
@@ -108,23 +119,91 @@ export class DgramEndpoint implements UdpEndpoint {
     this.stats.sent++;
     if (!cb) {
       // Hot path (TFTP data): no per-datagram callback; failures arrive as 'error' events.
-      this.sock.send(data, dstPort, dstAddr);
+      if (sock !== undefined) sock.send(data);
+      else this.sock.send(data, dstPort, dstAddr);
       return;
     }
-    this.sock.send(data, dstPort, dstAddr, (err) => {
+    const done = (err: Error | null) => {
       if (err) {
         this.stats.sendErrors++;
         this.stats.sent--;
       }
       cb(err ?? null);
-    });
+    };
+    if (sock !== undefined) sock.send(data, done);
+    else this.sock.send(data, dstPort, dstAddr, done);
   }
 
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
-    return new Promise((resolve) => this.sock.close(() => resolve()));
+    const conn = this.peerSock;
+    this.peerSock = undefined;
+    const main = new Promise<void>((resolve) => this.sock.close(() => resolve()));
+    if (!conn) return main;
+    return Promise.all([main, new Promise<void>((resolve) => conn.close(() => resolve()))]).then(() => undefined);
   }
+
+  private watch(sock: dgram.Socket): void {
+    sock.on('error', () => {
+      this.stats.sendErrors++;
+    });
+    sock.on('message', (data, rinfo) => {
+      if (!this.allow(rinfo.address)) {
+        this.stats.refused++;
+        return;
+      }
+      this.stats.received++;
+      this.listener?.({
+        data,
+        srcAddr: rinfo.address,
+        srcPort: rinfo.port,
+        dstAddr: this.localAddress,
+        dstPort: this.boundPort,
+        ifname: this.ifname,
+      });
+    });
+  }
+
+  private async connectPeer(peer: { address: string; port: number }, opts: DgramEndpointOptions): Promise<void> {
+    const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true, lookup: literalLookup });
+    try {
+      await bind(sock, this.boundPort, this.localAddress);
+      await new Promise<void>((resolve, reject) => {
+        sock.once('error', reject);
+        sock.connect(peer.port, peer.address, () => {
+          sock.off('error', reject);
+          resolve();
+        });
+      });
+    } catch {
+      // Unconnected it is: the main socket hears and answers the peer as without `peer`.
+      sock.close();
+      return;
+    }
+    if (this.closed) {
+      sock.close();
+      return;
+    }
+    if (opts.recvBufferSize) sock.setRecvBufferSize(opts.recvBufferSize);
+    if (opts.sendBufferSize) sock.setSendBufferSize(opts.sendBufferSize);
+    const remote = sock.remoteAddress();
+    this.peerAddr = remote.address;
+    this.peerPort = remote.port;
+    this.watch(sock);
+    this.peerSock = sock;
+  }
+}
+
+function bind(sock: dgram.Socket, port: number, address: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onErr = (e: Error) => reject(e);
+    sock.once('error', onErr);
+    sock.bind({ port, address, exclusive: true }, () => {
+      sock.off('error', onErr);
+      resolve();
+    });
+  });
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
@@ -132,8 +211,8 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, famil
 /**
  * dgram resolves every destination before each send, even an IP literal: dns.lookup answers
  * a literal on the next tick, so each datagram cost a closure, a tick-queue entry and a second
- * entry into JS after the socket callback. Peers here are always dotted-quad literals: answer
- * those at once (the send happens synchronously); anything else still goes through dns.lookup.
+ * entry into JS after the socket callback. Peers here are dotted-quad literals: answer those at
+ * once (the send happens synchronously); anything else still goes through dns.lookup.
  */
 function literalLookup(address: string, family: unknown, cb: LookupCallback): void {
   if (isDottedQuad(address)) {

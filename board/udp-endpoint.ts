@@ -45,6 +45,14 @@ export interface EndpointOptions {
   broadcast?: boolean;
   /** Join these multicast groups on the interface. */
   multicastGroups?: string[];
+  /**
+   * The one peer this endpoint mostly talks to (a TFTP transfer's client). A hint: an
+   * implementation may give datagrams to and from it a faster path (a connected socket).
+   * Nothing else changes: datagrams from other sources are still delivered, and sends to
+   * other destinations still leave from the same port. Ignored by implementations without
+   * such a path.
+   */
+  peer?: { address: string; port: number };
 }
 
 /** What the board hands to services: endpoints on the private interface only. */

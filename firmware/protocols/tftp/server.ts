@@ -12,12 +12,14 @@
  *   pass port 69.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import type { Datagram, EndpointFactory, UdpEndpoint } from '../../../board/udp-endpoint.ts';
 import type { Clock } from '../../core/clock.ts';
 import { systemClock } from '../../core/clock.ts';
 import { DecodeError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import { silentLogger } from '../../core/logger.ts';
+import { BusyPollChooser } from './busy-poll.ts';
 import type { RequestPacket, TftpPacket } from './codec.ts';
 import { decode, encodeError, peekOpcode, TftpErrorCode, TftpOpcode } from './codec.ts';
 import type { TftpCounters, TftpErrorReason, TftpEventSink, TftpRefusalReason } from './events.ts';
@@ -67,6 +69,15 @@ export interface TftpServerOptions {
   maxDurationMs?: number;
   /** How often deadlines are checked (default 50 ms). */
   tickMs?: number;
+  /**
+   * Busy-poll budget in microseconds (default 50; 0 disables; never on a single CPU). After
+   * answering an ACK, the event loop may keep polling the sockets for up to this long
+   * instead of sleeping, so a fast client's next ACK is read without the wake-up of a
+   * sleeping process. Each transfer measures whether that shortens its exchanges
+   * (busy-poll.ts); slow clients, and clients that compete with the server for a CPU, do
+   * not get it. The price is CPU: while it pays, one core spins between ACKs.
+   */
+  busyPollUs?: number;
 }
 
 interface Pending {
@@ -91,6 +102,8 @@ interface Session {
   source: FileSource;
   ended: boolean;
   released: boolean;
+  /** Whether polling for this client's ACKs pays; undefined when busy-polling is off. */
+  poll: BusyPollChooser | undefined;
 }
 
 type Slot = Pending | Session;
@@ -116,6 +129,11 @@ export class TftpServer {
   private listen: UdpEndpoint | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Busy-poll budget, ms (0: off). */
+  private readonly pollMs: number;
+  /** The event loop is kept polling until this performance.now() time. */
+  private pollEnd = 0;
+  private polling = false;
 
   /** Besides keeping its options, the constructor does nothing: `start()` opens the socket. */
   constructor(opts: TftpServerOptions) {
@@ -134,6 +152,7 @@ export class TftpServer {
     this.maxTransfers = opts.maxTransfers ?? 512;
     this.maxPerClient = opts.maxPerClient ?? 8;
     this.tickMs = opts.tickMs ?? 50;
+    this.pollMs = os.availableParallelism() > 1 ? Math.max(0, opts.busyPollUs ?? 50) / 1000 : 0;
   }
 
   async start(): Promise<void> {
@@ -394,7 +413,9 @@ export class TftpServer {
       endpoint = this.listen!;
     } else {
       try {
-        endpoint = await this.opts.factory.open({ port: 0 });
+        // The client is the transfer's only peer: the endpoint may connect a socket to it
+        // (faster sends), strays still reach onSessionPacket on the same port.
+        endpoint = await this.opts.factory.open({ port: 0, peer: { address: p.address, port: p.port } });
       } catch (e) {
         source.close();
         this.release(p);
@@ -434,6 +455,8 @@ export class TftpServer {
       source,
       ended: false,
       released: false,
+      // Lock-step only: a windowed transfer already keeps the link busy between its ACKs.
+      poll: this.pollMs > 0 && n.windowsize === 1 ? new BusyPollChooser(this.pollMs, performance.now()) : undefined,
     };
     this.sessions.set(p.key, s);
     if (!this.singlePort) {
@@ -485,6 +508,10 @@ export class TftpServer {
     if (op === TftpOpcode.Ack && buf.length >= 4) {
       // Hot path: no decode object per ACK.
       this.run(s, s.transfer.ack(buf.readUInt16BE(2), buf.length >= 5 ? buf[4] : undefined));
+      if (s.poll !== undefined && !s.ended) {
+        const now = performance.now();
+        if (s.poll.onAck(now)) this.pollUntil(now + this.pollMs);
+      }
       return;
     }
     if (op === TftpOpcode.Error && buf.length >= 4) {
@@ -627,6 +654,27 @@ export class TftpServer {
       message,
     });
   }
+
+  // ---- busy poll -------------------------------------------------------------------------------
+
+  /**
+   * Keeps the event loop polling until `end` (performance.now() time): setImmediate turns
+   * make libuv poll with a zero timeout instead of sleeping, so an ACK is picked up as it
+   * lands. One deadline for the whole server, extended by each transfer whose chooser
+   * (busy-poll.ts) says polling pays.
+   */
+  private pollUntil(end: number): void {
+    if (end > this.pollEnd) this.pollEnd = end;
+    if (!this.polling) {
+      this.polling = true;
+      setImmediate(this.pollTurn);
+    }
+  }
+
+  private readonly pollTurn = (): void => {
+    if (!this.stopped && performance.now() < this.pollEnd) setImmediate(this.pollTurn);
+    else this.polling = false;
+  };
 
   // ---- timers ----------------------------------------------------------------------------------
 

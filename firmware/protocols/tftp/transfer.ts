@@ -127,7 +127,7 @@ export class ReadTransfer {
   // still queued in the kernel can only ever carry a whole, valid packet.
   private readonly slots: (Buffer | undefined)[];
   private readonly slotBlock: number[];
-  private readonly slotLength: number[];
+  private lastPacket: Buffer | undefined;
 
   constructor(opts: TransferOptions) {
     this.source = opts.source;
@@ -148,7 +148,6 @@ export class ReadTransfer {
     this.lastBlock = Math.floor(this.size / this.blksize) + 1;
     this.slots = new Array(this.windowsize);
     this.slotBlock = new Array(this.windowsize).fill(-1);
-    this.slotLength = new Array(this.windowsize).fill(0);
   }
 
   /** When `tick()` has something to do (ms on the injected clock); Infinity once ended. */
@@ -193,14 +192,15 @@ export class ReadTransfer {
 
   start(): readonly TransferAction[] {
     if (this.state !== 'idle') return NO_ACTIONS;
-    this.startedAt = this.clock.now();
+    const now = this.clock.now();
+    this.startedAt = now;
     if (this.oackPacket) {
       // RFC 2347: options were granted, so the OACK goes first and DATA waits for ACK 0.
       this.state = 'oack';
-      return this.sendOack();
+      return this.sendOack(now);
     }
     this.state = 'data';
-    return this.sendWindow();
+    return this.sendWindow(now);
   }
 
   /** An ACK from the client: `block` as on the wire (16 bits). */
@@ -214,7 +214,8 @@ export class ReadTransfer {
       this.applyWindowHint(windowHint);
       this.state = 'data';
       this.progress();
-      return this.overdue() ?? this.sendWindow();
+      const now = this.clock.now();
+      return this.overdue(now) ?? this.sendWindow(now);
     }
     if (this.state !== 'data') return NO_ACTIONS;
     // Map the 16-bit number onto the blocks it can name: acked .. acked + 65535.
@@ -237,7 +238,8 @@ export class ReadTransfer {
     this.progress();
     // RFC 7440 §4: the next window starts right after the acknowledged block,
     // whether it ended the window or reported a gap inside it.
-    return this.overdue() ?? this.sendWindow();
+    const now = this.clock.now();
+    return this.overdue(now) ?? this.sendWindow(now);
   }
 
   /** An ERROR from the client ends the transfer; it is not a server failure. */
@@ -251,18 +253,19 @@ export class ReadTransfer {
   /** Timer: resend or give up when the deadline has passed; nothing otherwise. */
   tick(): readonly TransferAction[] {
     if (this.state !== 'oack' && this.state !== 'data') return NO_ACTIONS;
-    const over = this.overdue();
+    const now = this.clock.now();
+    const over = this.overdue(now);
     if (over) return over;
-    if (this.clock.now() < this.deadlineAt) return NO_ACTIONS;
+    if (now < this.deadlineAt) return NO_ACTIONS;
     this.timeouts++;
     if (++this.retries > this.maxRetries) {
       return this.fail('timeout', `no ACK after ${this.maxRetries} retransmissions`, TftpErrorCode.NotDefined);
     }
     // Exponential backoff, bounded.
     this.rto = Math.min(this.rto * 2, this.rtoMax);
-    if (this.state === 'oack') return this.sendOack();
+    if (this.state === 'oack') return this.sendOack(now);
     // RFC 7440 §4: on timeout the sender resends the window from the last ACK.
-    return this.sendWindow();
+    return this.sendWindow(now);
   }
 
   /** The server drops the transfer (shutdown, replaced by a new request). */
@@ -281,20 +284,21 @@ export class ReadTransfer {
     this.rto = this.rtoBase;
   }
 
-  private overdue(): readonly TransferAction[] | undefined {
-    if (this.clock.now() - this.startedAt <= this.maxDurationMs) return undefined;
+  /** `now`: the clock, read once per event (one read per ACK on the lock-step hot path). */
+  private overdue(now: number): readonly TransferAction[] | undefined {
+    if (now - this.startedAt <= this.maxDurationMs) return undefined;
     return this.fail('too-slow', `transfer exceeded ${this.maxDurationMs} ms`, TftpErrorCode.NotDefined);
   }
 
-  private sendOack(): TransferAction[] {
+  private sendOack(now: number): TransferAction[] {
     if (this.oackSent) this.retransmits++;
     this.oackSent = true;
     this.packetsSent++;
-    this.deadlineAt = this.clock.now() + this.rto;
+    this.deadlineAt = now + this.rto;
     return [{ kind: 'send', packet: this.oackPacket! }];
   }
 
-  private sendWindow(): TransferAction[] {
+  private sendWindow(now: number): TransferAction[] {
     const from = this.acked + 1;
     const to = Math.min(this.acked + this.window, this.lastBlock);
     const actions: TransferAction[] = [];
@@ -313,11 +317,15 @@ export class ReadTransfer {
     }
     this.sent = to;
     if (to > this.highestSent) this.highestSent = to;
-    this.deadlineAt = this.clock.now() + this.rto;
+    this.deadlineAt = now + this.rto;
     return actions;
   }
 
   private dataPacket(b: number): Buffer {
+    // The last block, shorter than blksize, has a buffer of its own: written in a slot, it
+    // would turn a queued send of an earlier (full) block into a full-length packet with
+    // that block's number and a stale tail.
+    if (b === this.lastBlock) return this.lastPacket ?? this.fillLastPacket(b);
     const i = b % this.windowsize;
     let slot = this.slots[i];
     if (slot === undefined) {
@@ -325,18 +333,28 @@ export class ReadTransfer {
       this.slots[i] = slot;
     }
     if (this.slotBlock[i] !== b) {
-      const offset = (b - 1) * this.blksize;
-      const len = Math.min(this.blksize, this.size - offset);
-      const data = this.source.read(offset, len);
-      if (data.length !== len) throw new SourceError('shrunk', `short read at ${offset}: ${data.length} of ${len}`);
-      // Block numbers wrap from 65535 to 0 on the wire.
-      writeDataHeader(slot, b & 0xffff);
-      data.copy(slot, DATA_HEADER_LENGTH);
+      this.fill(slot, b, this.blksize);
       this.slotBlock[i] = b;
-      this.slotLength[i] = len;
     }
-    const len = this.slotLength[i]!;
-    return len === this.blksize ? slot : slot.subarray(0, DATA_HEADER_LENGTH + len);
+    return slot;
+  }
+
+  private fillLastPacket(b: number): Buffer {
+    const len = this.size - (b - 1) * this.blksize;
+    const packet = Buffer.allocUnsafe(DATA_HEADER_LENGTH + len);
+    this.fill(packet, b, len);
+    this.lastPacket = packet;
+    return packet;
+  }
+
+  /** Writes DATA block `b` (`len` bytes of the file) into `packet`. */
+  private fill(packet: Buffer, b: number, len: number): void {
+    const offset = (b - 1) * this.blksize;
+    const data = this.source.read(offset, len);
+    if (data.length !== len) throw new SourceError('shrunk', `short read at ${offset}: ${data.length} of ${len}`);
+    // Block numbers wrap from 65535 to 0 on the wire.
+    writeDataHeader(packet, b & 0xffff);
+    packet.set(data, DATA_HEADER_LENGTH);
   }
 
   private finish(): TransferAction[] {
@@ -357,6 +375,7 @@ export class ReadTransfer {
     this.endedAt = this.clock.now();
     this.deadlineAt = Number.POSITIVE_INFINITY;
     this.slots.fill(undefined);
+    this.lastPacket = undefined;
   }
 }
 
