@@ -47,6 +47,8 @@ interface RawSock {
   on(ev: 'message', fn: (buf: Buffer, source: string) => void): void;
   on(ev: 'error', fn: (err: Error) => void): void;
   close(): void;
+  pauseRecv(): void;
+  resumeRecv(): void;
   wrap: { recv(buf: Buffer, cb: (buf: Buffer, bytes: number, source: string) => void): void };
 }
 
@@ -126,6 +128,9 @@ export class RawInterface implements EndpointFactory {
     }
     const ri = new RawInterface(ifname, localAddress, prefix, sock);
     sock.on('message', (buf) => ri.onPacket(buf));
+    // The socket hears every UDP datagram of the interface (TFTP ACKs too): read it only
+    // while some raw endpoint is open.
+    sock.pauseRecv();
     sock.on('error', () => {
       ri.stats.malformed++;
     });
@@ -178,6 +183,7 @@ export class RawInterface implements EndpointFactory {
       throw new BootboxError('ADDRESS_IN_USE', `port ${port} is already open on ${this.ifname}`);
     }
     const ep = new RawEndpoint(this, port, holder);
+    if (this.ports.size === 0) this.sock.resumeRecv();
     this.ports.set(port, ep);
     return ep;
   }
@@ -199,6 +205,7 @@ export class RawInterface implements EndpointFactory {
   /** @internal */
   release(port: number): void {
     this.ports.delete(port);
+    if (this.ports.size === 0 && !this.closed) this.sock.pauseRecv();
   }
 
   close(): void {

@@ -154,6 +154,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     windowsizeMax: config.tftp.windowsizeMax,
     maxTransfers: config.tftp.maxTransfers,
     maxPerClient: config.tftp.maxPerClient,
+    busyPollUs: config.tftp.busyPollUs,
     clock: systemClock,
     log: log.child('tftp'),
   });

@@ -33,6 +33,8 @@ export interface Config {
     windowsizeMax: number;
     maxTransfers: number;
     maxPerClient: number;
+    /** Lock-step transfers: spin up to this long (µs) for the next ACK when it pays off; 0 = never. */
+    busyPollUs: number;
   };
   http: { port: number };
   ui: { port: number };
@@ -68,7 +70,7 @@ export function defaultConfig(): Config {
   return {
     dataDir: '/var/lib/bootbox',
     dhcp: { mode: 'full', leaseTime: 3600, dns: [], relayNetworks: [], reservations: {} },
-    tftp: { port: 69, singlePort: false, windowsizeMax: 64, maxTransfers: 512, maxPerClient: 8 },
+    tftp: { port: 69, singlePort: false, windowsizeMax: 64, maxTransfers: 512, maxPerClient: 8, busyPollUs: 50 },
     http: { port: 80 },
     ui: { port: 8080 },
     api: { tokens: [] },
@@ -205,6 +207,7 @@ const SCHEMA: ObjectSpec = {
     windowsizeMax: { check: int(1, 65535) },
     maxTransfers: { check: int(1, 100000) },
     maxPerClient: { check: int(1, 1000) },
+    busyPollUs: { check: int(0, 1000) },
   },
   http: { port: { check: port } },
   ui: { port: { check: port } },

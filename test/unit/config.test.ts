@@ -56,6 +56,7 @@ const badValues: [string, unknown][] = [
   ['tftp.windowsizeMax', 0],
   ['tftp.maxTransfers', -1],
   ['tftp.maxPerClient', 1.5],
+  ['tftp.busyPollUs', -1],
   ['http.port', 65536],
   ['ui.port', '8080'],
   ['api.tokens', ['short']],
