@@ -8,17 +8,7 @@ import { classifyClient } from '../../firmware/protocols/dhcp/classify.ts';
 import { decode, encode } from '../../firmware/protocols/dhcp/codec.ts';
 import { positive } from '../fixtures/dhcp/annotated.ts';
 import { hexFixtureNames, loadHex } from '../helpers/dhcp.ts';
-
-/** xorshift32: a seeded generator so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
+import { rng } from '../helpers/rng.ts';
 
 const SEED = Number(process.env['DHCP_FUZZ_SEED'] ?? 0x5eed) >>> 0;
 

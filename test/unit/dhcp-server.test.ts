@@ -24,6 +24,7 @@ import { type DhcpEventMap, DhcpServer } from '../../firmware/protocols/dhcp/ser
 import { defaultBootPlanner } from '../../firmware/services/boot-planner.ts';
 import { negative } from '../fixtures/dhcp/annotated.ts';
 import { ip, loadHex } from '../helpers/dhcp.ts';
+import { rng } from '../helpers/rng.ts';
 
 const SERVER = '10.77.0.1';
 
@@ -116,17 +117,6 @@ async function setup(o: { range?: [string, string]; planner?: BootPlanner; log?:
   const of = <K extends keyof DhcpEventMap>(type: K) =>
     events.filter((e) => e.type === type).map((e) => e.event as DhcpEventMap[K]);
   return { net, clock, pool, server, events, of };
-}
-
-/** xorshift32, seeded: a failure can be replayed. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
 }
 
 const SEED = Number(process.env['DHCP_FUZZ_SEED'] ?? 0xb007) >>> 0;

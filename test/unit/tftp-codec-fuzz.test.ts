@@ -6,17 +6,7 @@ import { isDeepStrictEqual } from 'node:util';
 import test from 'ava';
 import { DecodeError } from '../../firmware/core/errors.ts';
 import { decode, encode, TftpOpcode } from '../../firmware/protocols/tftp/codec.ts';
-
-/** xorshift32: seeded so a failure can be replayed with TFTP_FUZZ_SEED. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
+import { rng } from '../helpers/rng.ts';
 
 const SEED = Number(process.env['TFTP_FUZZ_SEED'] ?? 0x7f7f) >>> 0;
 
