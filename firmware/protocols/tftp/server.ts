@@ -63,7 +63,13 @@ export interface TftpServerOptions {
   cacheFileMaxBytes?: number;
   /** Read-ahead chunk for files read from disk (default 128 KiB, two per transfer). */
   readAheadBytes?: number;
+  /**
+   * Retransmission timeout, ms (default 1000). Without the client's RFC 2349 `timeout`, the
+   * timeout is measured per transfer (RFC 6298) and this is where it starts and its ceiling.
+   */
   rtoMs?: number;
+  /** Floor of the measured timeout, ms (default 50). */
+  rtoMinMs?: number;
   rtoMaxMs?: number;
   maxRetries?: number;
   maxDurationMs?: number;
@@ -439,6 +445,9 @@ export class TftpServer {
       oack: n.oack,
       // RFC 2349: the client's timeout is the retransmission interval.
       rtoMs: n.timeoutS !== undefined ? n.timeoutS * 1000 : this.opts.rtoMs,
+      // Without it, the timeout follows the measured round trips.
+      rtoAdaptive: n.timeoutS === undefined,
+      rtoMinMs: this.opts.rtoMinMs,
       rtoMaxMs: this.opts.rtoMaxMs,
       maxRetries: this.opts.maxRetries,
       maxDurationMs: this.opts.maxDurationMs,

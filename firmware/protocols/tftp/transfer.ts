@@ -12,6 +12,15 @@
  * - Timeouts resend the whole window from the last in-order ACK, with
  *   exponential backoff; after `maxRetries` timeouts, or past `maxDurationMs`,
  *   the transfer is abandoned.
+ * - Adaptive timeout (`rtoAdaptive`, used when the client did not ask for the RFC 2349
+ *   `timeout`): round trips are measured from sending a window (or the OACK) to the ACK
+ *   that covers its last block, and smoothed as in RFC 6298 §2:
+ *   RTO = clamp(SRTT + 4·RTTVAR, rtoMinMs, rtoMs). Karn's rule (RFC 6298 §3): a block
+ *   sent more than once gives no sample. Backoff on timeouts is unchanged; progress
+ *   returns to the measured RTO (to `rtoMs` until there is a sample). A shorter timeout
+ *   never means giving up sooner: the transfer is abandoned only after `maxRetries`
+ *   timeouts AND as long without progress as `maxRetries` timeouts take from `rtoMs`
+ *   (clients such as atftp re-ACK a resent window once, then wait for their own timer).
  * - Block numbers are 16 bits on the wire and wrap from 65535 to 0; the machine
  *   counts absolute blocks and maps each ACK into the window it can refer to.
  * - A client ERROR ends the transfer cleanly as 'aborted-by-client' (edk2's
@@ -37,11 +46,21 @@ export interface TransferOptions {
   msftWindow?: boolean;
   /** Options to acknowledge. Non-empty: start with OACK and wait for ACK 0 (RFC 2347). */
   oack?: readonly TftpOption[];
-  /** First retransmission timeout, ms (the RFC 2349 `timeout` option when granted). Default 1000. */
+  /**
+   * First retransmission timeout, ms (the RFC 2349 `timeout` option when granted). Default
+   * 1000. With `rtoAdaptive`, also the ceiling of the measured timeout.
+   */
   rtoMs?: number;
+  /** Measure round trips and adapt the timeout to them (RFC 6298). Default false: fixed `rtoMs`. */
+  rtoAdaptive?: boolean;
+  /** Floor of the measured timeout, ms. Default 50 (never above rtoMs). */
+  rtoMinMs?: number;
   /** Backoff ceiling, ms. Default 8000 (never below rtoMs). */
   rtoMaxMs?: number;
-  /** Timeouts in a row without progress before giving up. Default 6. */
+  /**
+   * Timeouts in a row without progress before giving up. Default 6. With a measured timeout
+   * shorter than rtoMs, more are allowed: giving up still takes as long as from rtoMs.
+   */
   maxRetries?: number;
   /** Longest a transfer may take, whatever its progress. Default one hour. */
   maxDurationMs?: number;
@@ -102,8 +121,12 @@ export class ReadTransfer {
   private readonly oackPacket: Buffer | undefined;
   private readonly rtoBase: number;
   private readonly rtoMax: number;
+  private readonly rtoAdaptive: boolean;
+  private readonly rtoMin: number;
   private readonly maxRetries: number;
   private readonly maxDurationMs: number;
+  /** How long without progress before giving up: maxRetries + 1 timeouts from rtoBase, backoff included. */
+  private readonly stallLimitMs: number;
 
   private state: State = 'idle';
   private window: number;
@@ -111,7 +134,17 @@ export class ReadTransfer {
   private sent = 0;
   private highestSent = 0;
   private rto: number;
+  /** The timeout progress returns to: rtoBase, or the measured one (adaptive). */
+  private rtoNominal: number;
+  /** Smoothed round trip and its variation (RFC 6298); srtt < 0 before the first sample. */
+  private srtt = -1;
+  private rttvar = 0;
+  /** The block whose ACK ends the pending round-trip measurement (0: the OACK); -1: none. */
+  private timedBlock = -1;
+  private timedAt = 0;
   private retries = 0;
+  /** When the last progress (or the start) was. */
+  private progressAt = 0;
   private deadlineAt = Number.POSITIVE_INFINITY;
   private startedAt = 0;
   private endedAt = 0;
@@ -141,8 +174,14 @@ export class ReadTransfer {
     this.rtoBase = opts.rtoMs ?? 1000;
     this.rtoMax = Math.max(this.rtoBase, opts.rtoMaxMs ?? 8000);
     this.rto = this.rtoBase;
+    this.rtoNominal = this.rtoBase;
+    this.rtoAdaptive = opts.rtoAdaptive ?? false;
+    this.rtoMin = Math.min(opts.rtoMinMs ?? 50, this.rtoBase);
     this.maxRetries = opts.maxRetries ?? 6;
     this.maxDurationMs = opts.maxDurationMs ?? 3_600_000;
+    let stall = 0;
+    for (let i = 0, r = this.rtoBase; i <= this.maxRetries; i++, r = Math.min(r * 2, this.rtoMax)) stall += r;
+    this.stallLimitMs = stall;
     // RFC 1350 §6: a block shorter than blksize ends the transfer, so a size
     // that is a multiple of blksize ends with an empty block.
     this.lastBlock = Math.floor(this.size / this.blksize) + 1;
@@ -166,6 +205,16 @@ export class ReadTransfer {
   /** Highest block acknowledged so far (absolute). */
   get acknowledged(): number {
     return this.acked;
+  }
+
+  /** The current retransmission timeout, ms (backoff included). */
+  get rtoMs(): number {
+    return this.rto;
+  }
+
+  /** Smoothed round-trip time, ms (RFC 6298); undefined before the first sample or when not adaptive. */
+  get srttMs(): number | undefined {
+    return this.srtt < 0 ? undefined : this.srtt;
   }
 
   /** The window the next send will use (msftwindow may have changed it). */
@@ -194,6 +243,7 @@ export class ReadTransfer {
     if (this.state !== 'idle') return NO_ACTIONS;
     const now = this.clock.now();
     this.startedAt = now;
+    this.progressAt = now;
     if (this.oackPacket) {
       // RFC 2347: options were granted, so the OACK goes first and DATA waits for ACK 0.
       this.state = 'oack';
@@ -213,8 +263,9 @@ export class ReadTransfer {
       }
       this.applyWindowHint(windowHint);
       this.state = 'data';
-      this.progress();
       const now = this.clock.now();
+      if (this.timedBlock === 0) this.sample(now);
+      this.progress(now);
       return this.overdue(now) ?? this.sendWindow(now);
     }
     if (this.state !== 'data') return NO_ACTIONS;
@@ -235,10 +286,12 @@ export class ReadTransfer {
     this.acked = abs;
     if (abs === this.lastBlock) return this.finish();
     this.applyWindowHint(windowHint);
-    this.progress();
+    const now = this.clock.now();
+    // An ACK inside the window (a gap) ends no measurement: the window is resent.
+    if (this.timedBlock > 0 && abs >= this.timedBlock) this.sample(now);
+    this.progress(now);
     // RFC 7440 §4: the next window starts right after the acknowledged block,
     // whether it ended the window or reported a gap inside it.
-    const now = this.clock.now();
     return this.overdue(now) ?? this.sendWindow(now);
   }
 
@@ -258,7 +311,7 @@ export class ReadTransfer {
     if (over) return over;
     if (now < this.deadlineAt) return NO_ACTIONS;
     this.timeouts++;
-    if (++this.retries > this.maxRetries) {
+    if (++this.retries > this.maxRetries && now - this.progressAt >= this.stallLimitMs) {
       return this.fail('timeout', `no ACK after ${this.maxRetries} retransmissions`, TftpErrorCode.NotDefined);
     }
     // Exponential backoff, bounded.
@@ -279,9 +332,24 @@ export class ReadTransfer {
     this.window = Math.min(hint, this.windowsize);
   }
 
-  private progress(): void {
+  private progress(now: number): void {
     this.retries = 0;
-    this.rto = this.rtoBase;
+    this.progressAt = now;
+    this.rto = this.rtoNominal;
+  }
+
+  /** One round-trip sample ending now (RFC 6298 §2.2, §2.3). */
+  private sample(now: number): void {
+    const r = now - this.timedAt;
+    this.timedBlock = -1;
+    if (this.srtt < 0) {
+      this.srtt = r;
+      this.rttvar = r / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
+      this.srtt = 0.875 * this.srtt + 0.125 * r;
+    }
+    this.rtoNominal = Math.min(this.rtoBase, Math.max(this.rtoMin, this.srtt + 4 * this.rttvar));
   }
 
   /** `now`: the clock, read once per event (one read per ACK on the lock-step hot path). */
@@ -292,6 +360,9 @@ export class ReadTransfer {
 
   private sendOack(now: number): TransferAction[] {
     if (this.oackSent) this.retransmits++;
+    // Karn's rule: only a first OACK is timed.
+    this.timedBlock = this.rtoAdaptive && !this.oackSent ? 0 : -1;
+    if (this.timedBlock === 0) this.timedAt = now;
     this.oackSent = true;
     this.packetsSent++;
     this.deadlineAt = now + this.rto;
@@ -316,7 +387,17 @@ export class ReadTransfer {
       actions.push({ kind: 'send', packet });
     }
     this.sent = to;
-    if (to > this.highestSent) this.highestSent = to;
+    // Karn's rule: the window is timed by its last block, and only if that block is sent
+    // for the first time; a resend of it cancels any measurement in progress.
+    if (to > this.highestSent) {
+      this.highestSent = to;
+      if (this.rtoAdaptive) {
+        this.timedBlock = to;
+        this.timedAt = now;
+      }
+    } else {
+      this.timedBlock = -1;
+    }
     this.deadlineAt = now + this.rto;
     return actions;
   }
