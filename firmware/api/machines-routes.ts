@@ -46,6 +46,51 @@ export function machineRoutes(registry: MachineRegistry, images: () => string[])
       },
     },
     {
+      method: 'PUT',
+      path: '/api/v1/machines/{id}',
+      auth: true,
+      handler: ({ params, body }) => {
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+          return errorBody('INVALID_REQUEST', 'body must be an object: {"name"?, "image"?, "group"?, "firstStage"?}');
+        }
+        const b = body as Record<string, unknown>;
+        const patch: Parameters<MachineRegistry['update']>[1] = {};
+        for (const [k, v] of Object.entries(b)) {
+          switch (k) {
+            case 'name':
+              if (typeof v !== 'string') return errorBody('INVALID_REQUEST', '"name" must be a string');
+              patch.name = v;
+              break;
+            case 'image':
+              if (v !== null && (typeof v !== 'string' || !images().includes(v))) {
+                return errorBody('NOT_FOUND', `image ${JSON.stringify(v)} is not in the catalog`);
+              }
+              patch.image = v as string | null;
+              break;
+            case 'group':
+              if (v !== null && (typeof v !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(v))) {
+                return errorBody('INVALID_REQUEST', '"group" must be 1-64 letters, digits, . _ or -, or null');
+              }
+              patch.group = v as string | null;
+              break;
+            case 'firstStage':
+              if (v !== null && v !== 'ipxe.efi' && v !== 'snponly.efi') {
+                return errorBody('INVALID_REQUEST', '"firstStage" must be "ipxe.efi", "snponly.efi" or null');
+              }
+              patch.firstStage = v as 'ipxe.efi' | 'snponly.efi' | null;
+              break;
+            default:
+              return errorBody('INVALID_REQUEST', `unknown field "${k}"`);
+          }
+        }
+        const m = find(params.id!);
+        if (isResult(m)) return m;
+        const r = registry.update(m.mac, patch);
+        if (r instanceof BootboxError) return fromError(r);
+        return { status: 200, body: { machine: view(r) } };
+      },
+    },
+    {
       method: 'POST',
       path: '/api/v1/machines/{id}/approve',
       auth: true,

@@ -183,7 +183,15 @@ export class MachineRegistry {
   }
 
   /** Sets fields an admin may change: name (checked), image, group. */
-  update(mac: string, patch: { name?: string; image?: string | null; group?: string | null }): Machine | BootboxError {
+  update(
+    mac: string,
+    patch: {
+      name?: string;
+      image?: string | null;
+      group?: string | null;
+      firstStage?: 'ipxe.efi' | 'snponly.efi' | null;
+    },
+  ): Machine | BootboxError {
     const m = this.byMac.get(mac);
     if (!m) return new BootboxError('NOT_FOUND', `no machine ${mac}`);
     const next: Machine = { ...m };
@@ -200,6 +208,10 @@ export class MachineRegistry {
     if (patch.group !== undefined) {
       if (patch.group === null) delete next.group;
       else next.group = patch.group;
+    }
+    if (patch.firstStage !== undefined) {
+      if (patch.firstStage === null) delete next.firstStageOverride;
+      else next.firstStageOverride = patch.firstStage;
     }
     this.put(next);
     return next;

@@ -239,3 +239,25 @@ test('iPXE-style percent-encoded MACs reach the script', async (t) => {
   t.is(r.status, 200);
   t.regex(r.body, /^#!ipxe/);
 });
+
+test('an admin names a machine by hand, sets its image, group and first stage', async (t) => {
+  const { lab, token } = await setup(t);
+  const put = (body: unknown, id = MAC) => api(lab, 'PUT', `/api/v1/machines/${id}`, token, body);
+  const ok = await put({ name: 'rack1-n01', image: 'debian-12', group: 'rack1', firstStage: 'snponly.efi' });
+  t.is(ok.status, 200, ok.body);
+  const m = JSON.parse(ok.body).machine;
+  t.like(m, { name: 'rack1-n01', image: 'debian-12', group: 'rack1', firstStageOverride: 'snponly.efi' });
+  t.is(JSON.parse((await api(lab, 'GET', '/api/v1/machines/RACK1-N01')).body).machine.mac, MAC, 'found by name');
+  // A second machine may not take the name; bad values are refused and change nothing.
+  const other = '02:00:00:00:00:07';
+  await curl(lab, [`http://10.77.0.1/boot/${other}.ipxe`]);
+  const taken = await put({ name: 'RACK1-N01' }, other);
+  t.is(taken.status, 409);
+  t.is(JSON.parse(taken.body).error.code, 'NAME_IN_USE');
+  t.is((await put({ name: 'bad name!' })).status, 400);
+  t.is((await put({ image: 'nope' })).status, 404);
+  t.is((await put({ firstStage: 'grub.efi' })).status, 400);
+  t.is((await put({ colour: 'red' })).status, 400);
+  t.is((await api(lab, 'PUT', `/api/v1/machines/${MAC}`, undefined, { name: 'x' })).status, 401);
+  t.is(JSON.parse((await api(lab, 'GET', `/api/v1/machines/${MAC}`)).body).machine.name, 'rack1-n01');
+});
