@@ -5,15 +5,12 @@
  */
 import { BootboxError } from '../firmware/core/errors.ts';
 import { loadRawSocket, type RawSocket } from './raw-addon.ts';
+import { deviceName, IPPROTO_ICMPV6, IPPROTO_IPV6, SO_BINDTODEVICE, SOL_SOCKET } from './sockopt.ts';
 
-const SOL_SOCKET = 1;
-const SO_BINDTODEVICE = 25;
-const IPPROTO_IPV6 = 41;
 const IPV6_UNICAST_HOPS = 16;
 const IPV6_MULTICAST_HOPS = 18;
 const IPV6_MULTICAST_LOOP = 19;
 const IPV6_ADD_MEMBERSHIP = 20;
-const IPPROTO_ICMPV6 = 58;
 const AF_INET6 = 2; // raw-socket's numbering
 
 export interface Icmp6Endpoint {
@@ -33,7 +30,7 @@ export function openIcmp6(ifname: string, ifindex: number, groups: string[]): Ic
     throw new BootboxError('NO_PRIVILEGE', `ICMPv6 raw socket: ${(e as Error).message}`);
   }
   try {
-    const name = Buffer.from(`${ifname}\0`);
+    const name = deviceName(ifname);
     sock.setOption(SOL_SOCKET, SO_BINDTODEVICE, name, name.length);
     sock.setOption(IPPROTO_IPV6, IPV6_UNICAST_HOPS, 255);
     sock.setOption(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 255);

@@ -15,7 +15,18 @@ import dgram from 'node:dgram';
 import { BootboxError } from '../firmware/core/errors.ts';
 import { broadcastOf, formatIPv4, parseIPv4, subnetOf } from '../firmware/core/net.ts';
 import { buildUdpDatagram, parseUdpDatagram } from './ip-udp.ts';
-import { loadRawSocket } from './raw-addon.ts';
+import { loadRawSocket, type RawSocket } from './raw-addon.ts';
+import {
+  deviceName,
+  IP_HDRINCL,
+  IPPROTO_IP,
+  IPPROTO_UDP,
+  SO_BINDTODEVICE,
+  SO_BROADCAST,
+  SO_RCVBUF,
+  SO_SNDBUF,
+  SOL_SOCKET,
+} from './sockopt.ts';
 import type {
   Datagram,
   EndpointFactory,
@@ -25,36 +36,6 @@ import type {
   UdpEndpoint,
 } from './udp-endpoint.ts';
 import { newStats } from './udp-endpoint.ts';
-
-const SOL_SOCKET = 1;
-const SO_BROADCAST = 6;
-const SO_RCVBUF = 8;
-const SO_SNDBUF = 7;
-const SO_BINDTODEVICE = 25;
-const IPPROTO_IP = 0;
-const IP_HDRINCL = 3;
-const IPPROTO_UDP = 17;
-
-interface RawSock {
-  setOption(level: number, option: number, value: Buffer | number, length?: number): void;
-  send(
-    buf: Buffer,
-    offset: number,
-    length: number,
-    address: string,
-    cb: (err: Error | null, bytes: number) => void,
-  ): void;
-  on(ev: 'message', fn: (buf: Buffer, source: string) => void): void;
-  on(ev: 'error', fn: (err: Error) => void): void;
-  close(): void;
-  pauseRecv(): void;
-  resumeRecv(): void;
-  wrap: { recv(buf: Buffer, cb: (buf: Buffer, bytes: number, source: string) => void): void };
-}
-
-interface RawModule {
-  createSocket(opts: { protocol: number; bufferSize?: number }): RawSock;
-}
 
 /** Stats for the whole interface socket: what the kernel handed us that no endpoint wanted. */
 export interface RawInterfaceStats {
@@ -68,12 +49,12 @@ export class RawInterface implements EndpointFactory {
   readonly ifname: string;
   readonly localAddress: string;
   readonly stats: RawInterfaceStats = { received: 0, malformed: 0, notForUs: 0 };
-  private readonly sock: RawSock;
+  private readonly sock: RawSocket;
   private readonly ports = new Map<number, RawEndpoint>();
   private readonly accept: Set<string>;
   private closed = false;
 
-  private constructor(ifname: string, localAddress: string, prefix: number, sock: RawSock) {
+  private constructor(ifname: string, localAddress: string, prefix: number, sock: RawSocket) {
     this.ifname = ifname;
     this.localAddress = localAddress;
     this.sock = sock;
@@ -86,8 +67,8 @@ export class RawInterface implements EndpointFactory {
    * INTERFACE_MISSING when the kernel does not know the interface.
    */
   static open(ifname: string, localAddress: string, prefix: number, opts: { bufferBytes?: number } = {}): RawInterface {
-    const raw = loadRawSocket() as unknown as RawModule;
-    let sock: RawSock;
+    const raw = loadRawSocket();
+    let sock: RawSocket;
     try {
       sock = raw.createSocket({ protocol: IPPROTO_UDP, bufferSize: 65535 });
     } catch (e) {
@@ -101,7 +82,7 @@ export class RawInterface implements EndpointFactory {
       throw new BootboxError('INTERNAL', `raw socket: ${msg}`);
     }
     try {
-      const name = Buffer.from(`${ifname}\0`);
+      const name = deviceName(ifname);
       sock.setOption(SOL_SOCKET, SO_BINDTODEVICE, name, name.length);
     } catch (e) {
       sock.close();

@@ -21,9 +21,9 @@ import { LeasePool } from '../../firmware/protocols/dhcp/leases.ts';
 import { getMessageType, setIPv4, setU8 } from '../../firmware/protocols/dhcp/options.ts';
 import type { BootPlanner, SubnetConfig } from '../../firmware/protocols/dhcp/responder.ts';
 import { type DhcpEventMap, DhcpServer } from '../../firmware/protocols/dhcp/server.ts';
-import { defaultBootPlanner } from '../../firmware/services/boot-planner.ts';
 import { negative } from '../fixtures/dhcp/annotated.ts';
 import { ip, loadHex } from '../helpers/dhcp.ts';
+import { defaultBootPlanner } from '../helpers/planner.ts';
 import { rng } from '../helpers/rng.ts';
 
 const SERVER = '10.77.0.1';

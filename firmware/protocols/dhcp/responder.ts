@@ -55,7 +55,7 @@ import {
   setU32,
 } from './options.ts';
 
-/** What to boot. Produced by the planner (services/boot-planner via policy). */
+/** What to boot. Produced by the planner (services/boot-service.ts over policy/boot-policy.ts). */
 export interface BootPlan {
   /** siaddr: the TFTP (or HTTP) server the client fetches from. */
   nextServer: number;

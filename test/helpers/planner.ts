@@ -1,12 +1,8 @@
-/**
- * The default boot planner: the arch -> first stage map of policy/first-stage, with
- * the box as the boot server. Machine records, approval and per-machine images plug
- * in here later; the DHCP responder only sees the BootPlanner port.
- */
-import { parseIPv4 } from '../core/net.ts';
-import { type FirstStageOptions, firstStageFor } from '../policy/first-stage.ts';
-import type { ClientInfo } from '../protocols/dhcp/classify.ts';
-import type { BootPlan, BootPlanner } from '../protocols/dhcp/responder.ts';
+/** A plain arch -> first-stage planner for DHCP server tests (the box itself plans with services/boot-service.ts). */
+import { parseIPv4 } from '../../firmware/core/net.ts';
+import { type FirstStageOptions, firstStageFor } from '../../firmware/policy/first-stage.ts';
+import type { ClientInfo } from '../../firmware/protocols/dhcp/classify.ts';
+import type { BootPlan, BootPlanner } from '../../firmware/protocols/dhcp/responder.ts';
 
 export interface DefaultPlannerOptions extends Partial<FirstStageOptions> {
   serverAddr: string;
