@@ -31,6 +31,44 @@ export const ErrorCodes = {
   NAMES_EXHAUSTED: { http: 409, exit: 1 },
   /** A value that cannot be put into an iPXE script or grub.cfg without changing its meaning. */
   UNSAFE_SCRIPT_VALUE: { http: 500, exit: 1 },
+  // image store (catalog, uploads)
+  /** The image volume is missing or not answering; images on it are unavailable until it is back. */
+  VOLUME_UNAVAILABLE: { http: 503, exit: 1 },
+  /** An upload whose bytes do not fit, arrive out of order, or do not match what was declared. */
+  UPLOAD_INVALID: { http: 400, exit: 1 },
+  /** An unattend template that is not well-formed or names a variable the box does not know. */
+  INVALID_TEMPLATE: { http: 400, exit: 1 },
+  /** An unattend template uses a variable that has no value for this machine (no name yet, no domain set …). */
+  UNATTEND_VALUE_MISSING: { http: 409, exit: 1 },
+  // images
+  /** An image file that is not a usable WIM (bad header, truncated, unreadable, XML metadata not UTF-16 or malformed). */
+  IMAGE_INVALID: { http: 400, exit: 1 },
+  /** An image of that name already exists on the image volume (import with replace to overwrite it). */
+  IMAGE_EXISTS: { http: 409, exit: 1 },
+  /** The image volume ran out of space while writing; nothing partial is kept. */
+  DISK_FULL: { http: 507, exit: 1 },
+  /** The image volume is mounted read-only (or was remounted read-only after an error). */
+  VOLUME_READ_ONLY: { http: 409, exit: 1 },
+  /** Stored image data that does not match its manifest (chunk hash, size, compressed data, manifest). */
+  IMAGE_CORRUPT: { http: 422, exit: 1 },
+  // mqtt commands and the node agent
+  /** An MQTT request on `request/<command>` for a command the box does not know. */
+  UNKNOWN_COMMAND: { http: 404, exit: 1 },
+  /** A request payload over the size limit (refused before it is parsed). */
+  PAYLOAD_TOO_LARGE: { http: 413, exit: 1 },
+  /** A bulk or destructive command (several machines, a group or a name pattern) sent without `"confirm": true`. */
+  CONFIRM_REQUIRED: { http: 400, exit: 1 },
+  /** Too many requests from one identity (or from everyone): refused until the token bucket refills. */
+  RATE_LIMITED: { http: 429, exit: 1 },
+  /** A node action the agent will not run: another box, unknown action, stale or altered steps. */
+  ACTION_REFUSED: { http: 403, exit: 1 },
+  /** A step of a node action exited non-zero (the remaining steps were not run). */
+  ACTION_FAILED: { http: 500, exit: 1 },
+  /** The MQTT broker cannot be reached (refused, unresolvable, TLS or authentication failure). */
+  MQTT_UNREACHABLE: { http: 502, exit: 1 },
+  // board storage (the image volume's drive)
+  /** The image volume's drive could not be mounted or unmounted (no driver for its filesystem, damaged filesystem, mount point taken). */
+  VOLUME_MOUNT_FAILED: { http: 503, exit: 1 },
   // generic
   NOT_FOUND: { http: 404, exit: 1 },
   CONFLICT: { http: 409, exit: 1 },
