@@ -11,6 +11,7 @@ import { openIcmp6 } from '../board/icmp6-endpoint.ts';
 import { resolveRoles } from '../board/interfaces.ts';
 import { LAB_ADDRESS, labDown, labNode, labUp } from '../board/lab.ts';
 import { RawInterface } from '../board/raw-endpoint.ts';
+import { imageRoutes } from './api/images-routes.ts';
 import { machineRoutes } from './api/machines-routes.ts';
 import { ApiServer } from './api/server.ts';
 import { buildApp, type Service } from './app.ts';
@@ -24,12 +25,15 @@ import type { Logger } from './core/logger.ts';
 import { createLogger } from './core/logger.ts';
 import type { BoxEvents } from './domain/events.ts';
 import { seedBootTree } from './images/boot-tree.ts';
+import { bootImagesOf } from './images/catalog.ts';
+import type { ImageInfo } from './policy/boot-policy.ts';
 import { HttpBootServer } from './protocols/http-boot/server.ts';
 import { RouterAdvertiser } from './protocols/ndp/server.ts';
 import { FileResolver } from './protocols/tftp/file-resolver.ts';
 import { TftpServer } from './protocols/tftp/server.ts';
 import { BootService } from './services/boot-service.ts';
 import { DhcpService } from './services/dhcp-service.ts';
+import { ImageService } from './services/image-service.ts';
 import { MachineRegistry } from './services/machines.ts';
 import { buildInfo, versionLine } from './version.ts';
 
@@ -110,7 +114,25 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     events: bus,
   });
   bus.onAny((type, event) => registry.recordEvent(String(type), event as object));
+  const images = new ImageService({
+    imagesDir,
+    dataDir: config.dataDir,
+    clock: systemClock,
+    log: log.child('images'),
+    events: bus,
+  });
+  // The boot policy reads the catalog per packet: keep its view, rebuilt when the catalog changes.
+  let catalogView: ReturnType<typeof bootImagesOf> | undefined;
+  const forgetView = () => {
+    catalogView = undefined;
+  };
+  bus.on('catalog.scan', forgetView);
+  bus.on('catalog.image', forgetView);
   const boot = new BootService({
+    catalogImages: () => {
+      if (!catalogView) catalogView = bootImagesOf(images.catalog.deployable());
+      return catalogView as Record<string, ImageInfo>;
+    },
     boot: config.boot,
     serverAddr: priv.ipv4,
     httpPort: config.http.port,
@@ -120,6 +142,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     clock: systemClock,
     log: log.child('boot'),
   });
+  services.push(images);
   services.push({
     name: 'machines',
     start: () => registry.load(),
@@ -174,10 +197,15 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     host: priv.ipv4,
     port: config.http.port,
     isPeerAllowed: board.isPrivatePeer,
-    handlers: boot.handlers(async (raw) => {
-      const r = await bootFiles.resolve(raw);
-      return r.kind === 'ok' ? r : { kind: 'refused', reason: r.reason };
-    }),
+    handlers: boot.handlers(
+      async (raw) => {
+        const r = await bootFiles.resolve(raw);
+        return r.kind === 'ok' ? r : { kind: 'refused', reason: r.reason };
+      },
+      {
+        resolveImageFile: (rel) => images.resolveImageFile(rel),
+      },
+    ),
     events: bus,
     clock: systemClock,
     log: log.child('http'),
@@ -217,16 +245,8 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
             },
           }),
         },
-        ...machineRoutes(registry, () => Object.keys(config.boot.images)),
-        {
-          method: 'GET',
-          path: '/api/v1/images',
-          auth: false,
-          handler: () => ({
-            status: 200,
-            body: { images: Object.entries(config.boot.images).map(([name, i]) => ({ name, ...i })) },
-          }),
-        },
+        ...machineRoutes(registry, () => boot.imageNames()),
+        ...imageRoutes(images.catalog, images.uploads),
       ],
     }),
   );

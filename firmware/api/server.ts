@@ -15,6 +15,9 @@ export interface RouteContext {
   body: unknown;
   /** Who made the call (token label), for the audit trail. */
   actor: string;
+  headers: http.IncomingHttpHeaders;
+  /** The request itself, for `raw` routes that stream their body (uploads). */
+  req: http.IncomingMessage;
 }
 
 export interface RouteResult {
@@ -28,6 +31,8 @@ export interface Route {
   path: string;
   /** Mutations require a token. */
   auth: boolean;
+  /** The handler reads the body itself from `req` (streamed uploads); no JSON parsing. */
+  raw?: boolean;
   handler(ctx: RouteContext): RouteResult | Promise<RouteResult>;
 }
 
@@ -54,7 +59,9 @@ export function errorBody(code: ErrorCode, message: string): RouteResult {
 }
 
 export function fromError(e: BootboxError): RouteResult {
-  return errorBody(e.code, e.message);
+  const r = errorBody(e.code, e.message);
+  if (e.details) (r.body as { error: Record<string, unknown> }).error.details = e.details;
+  return r;
 }
 
 export class ApiServer implements Service {
@@ -174,7 +181,7 @@ export class ApiServer implements Service {
         actor = who;
       }
       let body: unknown;
-      if (req.method === 'POST' || req.method === 'PUT') {
+      if ((req.method === 'POST' || req.method === 'PUT') && !r.raw) {
         const b = await readBody(req, this.opts.maxBodyBytes ?? 64 * 1024);
         if (b instanceof BootboxError) return send(res, fromError(b));
         body = b;
@@ -187,7 +194,17 @@ export class ApiServer implements Service {
           return send(res, errorBody('INVALID_REQUEST', `malformed path parameter ${n}`));
         }
       }
-      const out = await r.handler({ params, query: url.searchParams, body, actor });
+      let out: RouteResult;
+      try {
+        out = await r.handler({ params, query: url.searchParams, body, actor, headers: req.headers, req });
+      } catch (e) {
+        if (!(e instanceof BootboxError)) throw e;
+        out = fromError(e);
+      }
+      if (r.raw && !req.complete) {
+        // the body was not (fully) read: answer, then close so no stray bytes are parsed as a request
+        res.setHeader('Connection', 'close');
+      }
       return send(res, out);
     }
     if (pathMatched)

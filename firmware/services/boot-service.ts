@@ -12,7 +12,7 @@ import { BootboxError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { formatIPv4, parseIPv4 } from '../core/net.ts';
 import type { MachineArch, MachineEvent } from '../domain/machine.ts';
-import { type BootDecision, type BootSettings, decideBoot } from '../policy/boot-policy.ts';
+import { type BootDecision, type BootSettings, decideBoot, type ImageInfo } from '../policy/boot-policy.ts';
 import { renderGrubBootstrap, renderGrubCfg } from '../policy/grub-cfg.ts';
 import { renderIpxeScript } from '../policy/ipxe-script.ts';
 import type { ScriptPlan } from '../policy/script-plan.ts';
@@ -47,6 +47,8 @@ export interface BootServiceOptions {
   events: BootEventSink;
   clock: Clock;
   log: Logger;
+  /** Deployable images of the image catalog, beside the configured `boot.images` (called per plan: keep it cheap). */
+  catalogImages?: () => Record<string, ImageInfo>;
 }
 
 const DHCP_DISCOVER = 1;
@@ -80,6 +82,17 @@ export class BootService implements BootPlanner {
     };
   }
 
+  /** The settings with the catalog's images as they are now (configured `boot.images` win on a clash). */
+  private current(): BootSettings {
+    const extra = this.o.catalogImages?.();
+    return extra ? { ...this.settings, images: { ...extra, ...this.settings.images } } : this.settings;
+  }
+
+  /** Every image name a machine may be given (configured and catalog). */
+  imageNames(): string[] {
+    return Object.keys(this.current().images);
+  }
+
   // -- DHCP: the BootPlanner port --------------------------------------------------
 
   plan(client: ClientInfo): BootPlan | null {
@@ -97,7 +110,7 @@ export class BootService implements BootPlanner {
         machine,
         newName: machine ? undefined : reg.peekName(client.mac),
       },
-      this.settings,
+      this.current(),
     );
     const firstOfBoot = client.messageType === DHCP_DISCOVER;
     if (decision.action === 'ignore') {
@@ -141,7 +154,7 @@ export class BootService implements BootPlanner {
         attempt,
         newName: machine ? undefined : reg.peekName(mac),
       },
-      this.settings,
+      this.current(),
     );
     if (decision.action !== 'script') {
       const reason = decision.action === 'ignore' ? decision.reason : 'no script for this machine';
@@ -219,8 +232,12 @@ export class BootService implements BootPlanner {
     return { status: 200, body: { ok: true, state: r.machine.state, name: r.machine.name } };
   }
 
-  handlers(resolveFile: HttpBootHandlers['resolveFile']): HttpBootHandlers {
+  handlers(
+    resolveFile: HttpBootHandlers['resolveFile'],
+    more: Partial<Pick<HttpBootHandlers, 'resolveImageFile' | 'unattend' | 'nodeAction'>> = {},
+  ): HttpBootHandlers {
     return {
+      ...more,
       resolveFile,
       ipxeScript: (mac, attempt, self) => this.script(mac, attempt, self, 'ipxe'),
       grubCfg: (mac, attempt, self) => this.script(mac, attempt, self, 'grub'),
