@@ -9,9 +9,9 @@ run_pkgs=(iproute2 iputils-ping procps util-linux coreutils kmod ca-certificates
 # npm installs Node 24 itself (package "node"); any Node >= 18 with npm can bootstrap it.
 if ! command -v npm >/dev/null 2>&1; then run_pkgs+=(nodejs npm); fi
 test_pkgs=(isc-dhcp-client kea-admin dnsmasq-base isc-dhcp-server isc-dhcp-relay
-  tftp-hpa atftp atftpd curl udpcast mosquitto mosquitto-clients chromium
-  wimtools exfatprogs ntfs-3g exfat-fuse fuse3 qemu-user-static g++-aarch64-linux-gnu
-  nginx-light xz-utils file)
+  tftp-hpa atftp atftpd curl udpcast mosquitto mosquitto-clients openssl chromium
+  wimtools exfatprogs ntfs-3g exfat-fuse fuse3 mount qemu-user-static g++-aarch64-linux-gnu
+  nginx-light xz-utils file zstd)
 
 pkgs=("${run_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")

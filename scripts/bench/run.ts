@@ -9,6 +9,8 @@ import { type Section, writeReport } from './report.ts';
 const SECTIONS: Record<string, () => Promise<{ run(): Promise<Section[]> }>> = {
   dhcp: () => import('./dhcp.ts'),
   tftp: () => import('./tftp.ts'),
+  'image-import': () => import('./image-import.ts'),
+  'http-images': () => import('./http-images.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
