@@ -11,9 +11,11 @@ import { openIcmp6 } from '../board/icmp6-endpoint.ts';
 import { resolveRoles } from '../board/interfaces.ts';
 import { LAB_ADDRESS, labDown, labNode, labUp } from '../board/lab.ts';
 import { RawInterface } from '../board/raw-endpoint.ts';
+import { VolumeManager } from '../board/storage/volumes.ts';
+import { runAgent } from './agent/agent.ts';
 import { imageRoutes } from './api/images-routes.ts';
 import { machineRoutes } from './api/machines-routes.ts';
-import { ApiServer } from './api/server.ts';
+import { ApiServer, errorBody } from './api/server.ts';
 import { buildApp, type Service } from './app.ts';
 import { type Command, FLAG_OF_KEY, parseCommand } from './cli/args.ts';
 import { resolveConfig } from './config/load.ts';
@@ -26,6 +28,9 @@ import { createLogger } from './core/logger.ts';
 import type { BoxEvents } from './domain/events.ts';
 import { seedBootTree } from './images/boot-tree.ts';
 import { bootImagesOf } from './images/catalog.ts';
+import { PID_FILE, runImageCommand } from './images/image-cli.ts';
+import { unattendHandler } from './images/unattend-route.ts';
+import { UnattendStore } from './images/unattend-store.ts';
 import type { ImageInfo } from './policy/boot-policy.ts';
 import { HttpBootServer } from './protocols/http-boot/server.ts';
 import { RouterAdvertiser } from './protocols/ndp/server.ts';
@@ -35,6 +40,10 @@ import { BootService } from './services/boot-service.ts';
 import { DhcpService } from './services/dhcp-service.ts';
 import { ImageService } from './services/image-service.ts';
 import { MachineRegistry } from './services/machines.ts';
+import { AuditLog } from './telemetry/mqtt/audit.ts';
+import { CommandService, wipeScriptHandler } from './telemetry/mqtt/commands.ts';
+import { guessImageOs } from './telemetry/mqtt/node-actions.ts';
+import { setupMqtt } from './telemetry/mqtt/setup.ts';
 import { buildInfo, versionLine } from './version.ts';
 
 function fail(e: unknown): never {
@@ -93,7 +102,8 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     uplink: uplink ? `${uplink.name} ${uplink.ipv4 ?? '(no IPv4)'}` : 'none',
   });
 
-  const imagesDir = config.imagesDir ?? path.join(config.dataDir, 'images');
+  const volume = await imageVolume(config, bus, log);
+  const imagesDir = config.imagesDir ?? volume?.mountpoint ?? path.join(config.dataDir, 'images');
   const bootDir = config.bootDir ?? path.join(imagesDir, 'boot');
   const seeded = seedBootTree(bootDir);
   log.info(`boot tree ${bootDir}`, {
@@ -102,6 +112,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
   });
 
   const info = buildInfo();
+  const boxId = config.boxId ?? priv.mac.replace(/:/g, '');
   const hosts = [...new Set([uplink?.ipv4, priv.ipv4, '127.0.0.1'].filter((h): h is string => Boolean(h)))];
   const services: Service[] = [];
 
@@ -121,6 +132,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     log: log.child('images'),
     events: bus,
   });
+  if (volume) images.catalog.setVolumeState(volume.state());
   // The boot policy reads the catalog per packet: keep its view, rebuilt when the catalog changes.
   let catalogView: ReturnType<typeof bootImagesOf> | undefined;
   const forgetView = () => {
@@ -136,12 +148,29 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     boot: config.boot,
     serverAddr: priv.ipv4,
     httpPort: config.http.port,
-    boxName: config.boxId ?? priv.mac.replace(/:/g, ''),
+    boxName: boxId,
     registry,
     events: bus,
     clock: systemClock,
     log: log.child('boot'),
   });
+  if (volume) {
+    // The catalog follows the volume: unavailable (with the reason) while it is away, rescanned when back.
+    bus.on('volume.state', () => {
+      const v = volume.state();
+      images.catalog.setVolumeState(
+        v.state === 'attached'
+          ? { state: 'attached' }
+          : { state: v.state, reason: v.reason ?? `image volume is ${v.state}` },
+      );
+    });
+    services.push({
+      name: 'volume',
+      start: async () => {},
+      stop: () => volume.stop(),
+      status: () => ({ ...volume.state(), mountpoint: volume.mountpoint, volume: volume.volume() ?? null }),
+    });
+  }
   services.push(images);
   services.push({
     name: 'machines',
@@ -193,6 +222,24 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     }),
   });
   const bootFiles = new FileResolver(bootDir);
+  const wipeScript = wipeScriptHandler({ get: (id) => registry.get(id), boxId });
+  const unattend = new UnattendStore({
+    imagesDir,
+    machine: (mac) => registry.get(mac),
+    imageFor: (m) => boot.imageOf(m),
+    imageFile: (name) => {
+      const i = images.catalog.get(name);
+      return i ? path.join(imagesDir, i.source.file) : undefined;
+    },
+    settings: () => ({
+      ...((config.unattend.domain ?? config.dhcp.domain)
+        ? { domain: config.unattend.domain ?? config.dhcp.domain }
+        : {}),
+      ...(config.unattend.orgName ? { orgName: config.unattend.orgName } : {}),
+      ...(config.unattend.timezone ? { timezone: config.unattend.timezone } : {}),
+      boxUrl: config.http.port === 80 ? `http://${priv.ipv4}` : `http://${priv.ipv4}:${config.http.port}`,
+    }),
+  });
   const httpBoot = new HttpBootServer({
     host: priv.ipv4,
     port: config.http.port,
@@ -204,6 +251,16 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
       },
       {
         resolveImageFile: (rel) => images.resolveImageFile(rel),
+        unattend: unattendHandler({ store: unattend, log: log.child('unattend') }),
+        nodeAction: (machine, file) => {
+          if (file !== 'wipe.cmd') return { status: 404, body: `no action ${file}: ask for wipe.cmd\n` };
+          const r = wipeScript(machine);
+          return {
+            status: r.status,
+            body: r.body,
+            contentType: r.headers['Content-Type'] ?? r.headers['content-type'],
+          };
+        },
       },
     ),
     events: bus,
@@ -213,6 +270,53 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
   services.push(httpBoot);
   if (config.ipv6.answerRouterSolicitations) services.push(routerAdvertiser(priv.name, log));
 
+  // MQTT: telemetry out, commands in (the embedded broker when no site broker is configured).
+  const mqtt = setupMqtt({
+    mqtt: config.mqtt,
+    boxId,
+    version: info.version,
+    brokerHosts: hosts,
+    events: bus,
+    machines: () =>
+      registry
+        .list()
+        .map((m) => ({ mac: m.mac, name: m.name, state: m.state, reason: m.stateReason, since: m.stateSince })),
+    health: {
+      startedAt: systemClock.now(),
+      dirs: [
+        { name: 'data', path: config.dataDir },
+        { name: 'images', path: imagesDir },
+      ],
+      interfaces: [{ name: priv.name, role: 'private' }, ...(uplink ? [{ name: uplink.name, role: 'uplink' }] : [])],
+      servicesStatus: () => Object.fromEntries(app.services.map((s) => [s.name, s.status()])),
+    },
+    clock: systemClock,
+    log,
+  });
+  const audit = new AuditLog({
+    file: path.join(config.dataDir, 'audit.json'),
+    clock: systemClock,
+    log: log.child('audit'),
+  });
+  const imageOs = (image: string) => {
+    const c = images.catalog.get(image);
+    return guessImageOs(image, {
+      ...(c?.os ? { os: c.os } : {}),
+      title: c?.description ?? config.boot.images[image]?.title,
+    });
+  };
+  const commands = new CommandService({
+    port: mqtt.link,
+    registry,
+    boxId,
+    audit,
+    clock: systemClock,
+    log: log.child('mqtt.commands'),
+    images: () => boot.imageNames(),
+    allow: config.mqtt.allow,
+    imageOs,
+    imageOf: (m) => boot.imageOf(m),
+  });
   const tokens = config.api.tokens.length ? config.api.tokens : [localApiToken(config.dataDir, log)];
   services.push(
     new ApiServer({
@@ -245,11 +349,35 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
             },
           }),
         },
-        ...machineRoutes(registry, () => boot.imageNames()),
+        ...machineRoutes(
+          registry,
+          () => boot.imageNames(),
+          (mac, image, actor) => {
+            const r = commands.invoke(
+              'reimage',
+              {
+                transaction: randomBytes(8).toString('hex'),
+                targets: { mac },
+                mode: 'wipe',
+                ...(image ? { image } : {}),
+              },
+              actor,
+            );
+            return r.status === 'ok' ? { status: 200, body: r.data } : errorBody(r.error!.code, r.error!.message);
+          },
+        ),
         ...imageRoutes(images.catalog, images.uploads),
       ],
     }),
   );
+  services.push(...mqtt.services);
+  services.push({
+    name: 'audit',
+    start: () => audit.load(),
+    stop: () => audit.close(),
+    status: () => ({ entries: audit.size }),
+  });
+  services.push(commands);
   const app = buildApp({ config, log, clock: systemClock, bus, services });
   try {
     await app.start();
@@ -264,14 +392,48 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     log.info(`${signal}: stopping`);
     await app.stop();
     board.close();
+    rmSync(path.join(config.dataDir, PID_FILE), { force: true });
     log.info('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  writeFileSync(path.join(config.dataDir, PID_FILE), `${process.pid}\n`);
   const where = `private ${priv.name} ${priv.ipv4}` + (cmd.lab ? ` (lab ${cmd.labName}, nodes: bootbox lab node)` : '');
   log.info(`UI and API on ${hosts.map((h) => `http://${h}:${config.ui.port}`).join(', ')}`);
   process.stdout.write(`bootbox ready: ${where}\n`);
+}
+
+/**
+ * The image volume: with no imagesDir configured, the drive labelled images.volumeLabel (or
+ * images.volumeDevice) holds the image store. Without one at start, images live in
+ * <data>/images and no volume is watched.
+ */
+async function imageVolume(config: Config, bus: EventBus<BoxEvents>, log: Logger): Promise<VolumeManager | undefined> {
+  if (config.imagesDir) return undefined;
+  const vm = new VolumeManager({
+    label: config.images.volumeLabel,
+    ...(config.images.volumeDevice ? { device: config.images.volumeDevice } : {}),
+    root: config.images.volumeRoot,
+    driver: config.images.volumeDriver,
+    clock: systemClock,
+    log: log.child('volume'),
+    events: bus,
+  });
+  await vm.start();
+  const st = vm.state();
+  if (st.state === 'attached' || config.images.volumeDevice) {
+    log.info(`image volume ${config.images.volumeDevice ?? config.images.volumeLabel}: ${st.state}`, {
+      mountpoint: vm.mountpoint,
+      ...(st.state !== 'attached' ? { reason: st.reason } : {}),
+    });
+    return vm;
+  }
+  await vm.stop();
+  log.info(
+    `no image volume labelled ${config.images.volumeLabel}: images are kept in ${path.join(config.dataDir, 'images')}`,
+  );
+  return undefined;
 }
 
 /**
@@ -364,6 +526,22 @@ async function run(argv: string[]): Promise<void> {
     }
     case 'selftest-raw':
       return selftestRaw(cmd.iface);
+    case 'agent':
+      return runAgent(cmd);
+    case 'image-import':
+    case 'image-list':
+    case 'image-scan': {
+      const overrides: Record<string, unknown> = {};
+      if (cmd.store.dataDir) overrides.dataDir = cmd.store.dataDir;
+      if (cmd.store.imagesDir) overrides.imagesDir = cmd.store.imagesDir;
+      const config = resolveConfig({
+        configFile: cmd.store.configFile,
+        overrides,
+        defaults: cmd.store.lab ? { dataDir: labDataDir() } : {},
+        flagOfKey: FLAG_OF_KEY,
+      });
+      return runImageCommand(cmd, config, (s) => process.stdout.write(s));
+    }
   }
 }
 

@@ -8,7 +8,10 @@ function view(m: Machine): Record<string, unknown> {
   return { id: m.mac, ...m };
 }
 
-export function machineRoutes(registry: MachineRegistry, images: () => string[]): Route[] {
+/** The wipe-and-reboot flow (telemetry/mqtt CommandService.invoke): marks the machine and tells its agent. */
+export type WipeRequest = (mac: string, image: string | undefined, actor: string) => RouteResult;
+
+export function machineRoutes(registry: MachineRegistry, images: () => string[], wipe?: WipeRequest): Route[] {
   const find = (id: string): Machine | RouteResult => {
     const m = registry.get(id);
     return m ?? errorBody('NOT_FOUND', `no machine "${id}" (give a MAC like aa:bb:cc:dd:ee:ff or a machine name)`);
@@ -121,10 +124,10 @@ export function machineRoutes(registry: MachineRegistry, images: () => string[])
           return errorBody('NOT_FOUND', `image ${JSON.stringify(b.image)} is not in the catalog`);
         }
         if (b.mode === 'wipe') {
-          return errorBody(
-            'INVALID_REQUEST',
-            'mode "wipe" needs the node agent over MQTT, which this box does not run yet',
-          );
+          if (!wipe) return errorBody('INVALID_REQUEST', 'mode "wipe" needs MQTT (the node agent), which is off');
+          const m = find(params.id!);
+          if (isResult(m)) return m;
+          return wipe(m.mac, b.image as string | undefined, actor);
         }
         return act(params.id!, {
           type: 'reimage',

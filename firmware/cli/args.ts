@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { BootboxError } from '../core/errors.ts';
+import { type ImageCommand, parseImageCommand } from './image-args.ts';
 
 export type Firmware = 'bios' | 'uefi' | 'uefi-pxe';
 
@@ -22,7 +23,18 @@ export type Command =
       mac?: string;
       memory: number;
     }
-  | { cmd: 'selftest-raw'; iface: string };
+  | ImageCommand
+  | { cmd: 'selftest-raw'; iface: string }
+  | {
+      cmd: 'agent';
+      mqtt: string;
+      name: string;
+      box?: string;
+      username?: string;
+      password?: string;
+      ca?: string;
+      dryRun: boolean;
+    };
 
 interface FlagDef {
   /** Dotted config key the flag sets. */
@@ -67,7 +79,14 @@ commands:
   lab down [--lab L]        remove the lab and its virtual nodes
   lab node [--firmware bios|uefi|uefi-pxe] [--name NODE] [--disk FILE]
                             start a QEMU node on the lab switch (serial console on stdout)
+  image import FILE|- [--group G] [--kind boot|install] [--name N] [--arch A] [--os windows|linux]
+                            add a WIM or a raw disk image (made chunked) to the image store
+  image list [--json]       the image catalog
+  image scan                rebuild the catalog from the image store
+                            (image commands take --config, --data, --images, --lab to find the store)
   version                   print version, architecture and commit
+  agent --mqtt URL --name NAME [--box BOXID] [--username U --password P] [--ca FILE] [--dry-run]
+                            run the node agent: carry out the box's node actions (wipe-and-reboot)
 
 serve flags:
   --config FILE             JSON config file (flags override it)
@@ -112,13 +131,17 @@ export function parseCommand(argv: string[]): Command {
       return parseServe(rest);
     case 'lab':
       return parseLab(rest);
+    case 'image':
+      return parseImageCommand(rest);
+    case 'agent':
+      return parseAgent(rest);
     case 'selftest': {
       const { values, positionals } = parse(rest, { iface: { type: 'string' } });
       if (positionals[0] !== 'raw') throw usageError('selftest knows only "raw"');
       return { cmd: 'selftest-raw', iface: (values.iface as string | undefined) ?? 'lo' };
     }
     default:
-      throw usageError(`unknown command "${first}" (try: serve, lab, version)`);
+      throw usageError(`unknown command "${first}" (try: serve, image, lab, agent, version)`);
   }
 }
 
@@ -202,6 +225,31 @@ function parseLab(args: string[]): Command {
     default:
       throw usageError(`lab: unknown action "${action ?? ''}" (try: up, down, node)`);
   }
+}
+
+function parseAgent(args: string[]): Command {
+  const { values, positionals } = parse(args, {
+    mqtt: { type: 'string' },
+    name: { type: 'string' },
+    box: { type: 'string' },
+    username: { type: 'string' },
+    password: { type: 'string' },
+    ca: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+  });
+  if (positionals.length) throw usageError(`agent: unexpected argument "${positionals[0]}"`);
+  const mqtt = values.mqtt as string | undefined;
+  const name = values.name as string | undefined;
+  if (mqtt === undefined) throw usageError('agent: --mqtt URL is required (the broker the box uses)');
+  if (name === undefined) throw usageError('agent: --name NAME is required (the machine name the box gave this node)');
+  if ((values.password !== undefined) !== (values.username !== undefined)) {
+    throw usageError('agent: --username and --password go together');
+  }
+  const cmd: Extract<Command, { cmd: 'agent' }> = { cmd: 'agent', mqtt, name, dryRun: Boolean(values['dry-run']) };
+  for (const k of ['box', 'username', 'password', 'ca'] as const) {
+    if (values[k] !== undefined) cmd[k] = values[k] as string;
+  }
+  return cmd;
 }
 
 export function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {

@@ -38,8 +38,44 @@ export interface Config {
   };
   http: { port: number };
   ui: { port: number };
+  /** Values of the WDS unattend variables %MACHINEDOMAIN% (default dhcp.domain), %ORGNAME%, %TIMEZONE%. */
+  unattend: { domain?: string; orgName?: string; timezone?: string };
+  /** The image volume (used when imagesDir is not set). */
+  images: {
+    /** Filesystem label of the image volume. */
+    volumeLabel: string;
+    /** Pick this device instead of looking for the label. */
+    volumeDevice?: string;
+    /** Where volumes are mounted (`<root>/<label>`). */
+    volumeRoot: string;
+    /** Kernel exfat/ntfs3 drivers where present, else FUSE (auto); or force one. */
+    volumeDriver: 'auto' | 'kernel' | 'fuse';
+  };
   api: { tokens: string[] };
-  mqtt: { url?: string; username?: string; password?: string };
+  mqtt: {
+    /** Site broker (mqtt:// or mqtts://). Without it the box runs its embedded broker. */
+    url?: string;
+    username?: string;
+    password?: string;
+    /** PEM files for TLS to the site broker: CA bundle, client certificate and its key. */
+    ca?: string;
+    cert?: string;
+    key?: string;
+    /** Default `bootbox-<boxId>`. */
+    clientId?: string;
+    keepaliveSec: number;
+    healthIntervalSec: number;
+    /** Events kept while the broker is away (oldest dropped first). */
+    eventBuffer: number;
+    /** The embedded broker (when there is no `url`). */
+    broker: {
+      port: number;
+      /** username -> password, plain or `scrypt$N$r$p$salt$hash`. */
+      users: Record<string, string>;
+    };
+    /** Who may run which command: command (or "*") -> identities. */
+    allow: Record<string, string[]>;
+  };
   boot: {
     /** Which machines get an answer: all, only known (registered) ones, or none. */
     answer: 'all' | 'known' | 'none';
@@ -73,8 +109,10 @@ export function defaultConfig(): Config {
     tftp: { port: 69, singlePort: false, windowsizeMax: 64, maxTransfers: 512, maxPerClient: 8, busyPollUs: 50 },
     http: { port: 80 },
     ui: { port: 8080 },
+    unattend: {},
+    images: { volumeLabel: 'BOOTBOX', volumeRoot: '/media/bootbox', volumeDriver: 'auto' },
     api: { tokens: [] },
-    mqtt: {},
+    mqtt: { keepaliveSec: 30, healthIntervalSec: 30, eventBuffer: 1000, broker: { port: 1883, users: {} }, allow: {} },
     log: { level: 'info' },
     ipv6: { answerRouterSolicitations: true },
     boot: {
@@ -181,6 +219,17 @@ const mqttUrl = str((s) =>
   /^mqtts?:\/\/[^\s/]+/.test(s) ? undefined : `must be an mqtt:// or mqtts:// URL (got ${JSON.stringify(s)})`,
 );
 
+const mqttClientId = str((s) =>
+  /^[\x21-\x7e]{1,128}$/.test(s) ? undefined : 'must be 1-128 printable characters without spaces',
+);
+const mqttUserKey = (k: string) =>
+  /^[A-Za-z0-9._@-]{1,64}$/.test(k) ? undefined : 'must be 1-64 letters, digits, . _ @ or -';
+/** A plain password, or a hash as made by telemetry/mqtt/password.ts (`scrypt$N$r$p$salt$hash`). */
+const mqttSecret = (s: string) =>
+  s.startsWith('scrypt$') && !/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/.test(s)
+    ? 'is not a valid scrypt$N$r$p$salt$hash password hash'
+    : undefined;
+
 const SCHEMA: ObjectSpec = {
   privateInterface: { check: ifname },
   uplinkInterface: { check: ifname },
@@ -211,8 +260,48 @@ const SCHEMA: ObjectSpec = {
   },
   http: { port: { check: port } },
   ui: { port: { check: port } },
+  unattend: { domain: { check: str() }, orgName: { check: str() }, timezone: { check: str() } },
+  images: {
+    volumeLabel: {
+      check: str((s) =>
+        /^[^/\u0000-\u001f]{1,32}$/.test(s)
+          ? undefined
+          : `must be a filesystem label of 1-32 characters without / (got ${JSON.stringify(s)})`,
+      ),
+    },
+    volumeDevice: {
+      check: str((s) =>
+        s.startsWith('/dev/') ? undefined : `must be a device path under /dev (got ${JSON.stringify(s)})`,
+      ),
+    },
+    volumeRoot: {
+      check: str((s) => (s.startsWith('/') ? undefined : `must be an absolute path (got ${JSON.stringify(s)})`)),
+    },
+    volumeDriver: { check: oneOf('auto', 'kernel', 'fuse') },
+  },
   api: { tokens: { check: list(str((s) => (s.length >= 16 ? undefined : 'must be at least 16 characters'))) } },
-  mqtt: { url: { check: mqttUrl }, username: { check: str() }, password: { check: str() } },
+  mqtt: {
+    url: { check: mqttUrl },
+    username: { check: str() },
+    password: { check: str() },
+    ca: { check: str() },
+    cert: { check: str() },
+    key: { check: str() },
+    clientId: { check: mqttClientId },
+    keepaliveSec: { check: int(1, 3600) },
+    healthIntervalSec: { check: int(1, 86400) },
+    eventBuffer: { check: int(0, 1000000) },
+    broker: {
+      port: { check: port },
+      users: { check: record(mqttUserKey, str(mqttSecret)) },
+    },
+    allow: {
+      check: record(
+        (k) => (k === '*' || /^[a-z0-9][a-z0-9-]{0,63}$/.test(k) ? undefined : 'must be a command name or "*"'),
+        list(str()),
+      ),
+    },
+  },
   log: { level: { check: oneOf('debug', 'info', 'warn', 'error') } },
   ipv6: { answerRouterSolicitations: { check: bool } },
   boot: {

@@ -192,6 +192,7 @@ export class Catalog {
   async load(): Promise<void> {
     await this.store.load();
     this.store.data.problems ??= [];
+    if (this.volume.state !== 'attached') this.setVolumeState(this.volume);
   }
 
   async close(): Promise<void> {

@@ -11,8 +11,14 @@ import type { Clock } from '../core/clock.ts';
 import { BootboxError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { formatIPv4, parseIPv4 } from '../core/net.ts';
-import type { MachineArch, MachineEvent } from '../domain/machine.ts';
-import { type BootDecision, type BootSettings, decideBoot, type ImageInfo } from '../policy/boot-policy.ts';
+import type { Machine, MachineArch, MachineEvent } from '../domain/machine.ts';
+import {
+  type BootDecision,
+  type BootSettings,
+  decideBoot,
+  type ImageInfo,
+  resolveImage,
+} from '../policy/boot-policy.ts';
 import { renderGrubBootstrap, renderGrubCfg } from '../policy/grub-cfg.ts';
 import { renderIpxeScript } from '../policy/ipxe-script.ts';
 import type { ScriptPlan } from '../policy/script-plan.ts';
@@ -86,6 +92,11 @@ export class BootService implements BootPlanner {
   private current(): BootSettings {
     const extra = this.o.catalogImages?.();
     return extra ? { ...this.settings, images: { ...extra, ...this.settings.images } } : this.settings;
+  }
+
+  /** The image a machine deploys next (reimage, its own, its group's, its architecture's default). */
+  imageOf(m: Machine): string | undefined {
+    return resolveImage(m, m.arch, this.settings)?.image;
   }
 
   /** Every image name a machine may be given (configured and catalog). */
