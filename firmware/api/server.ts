@@ -96,6 +96,10 @@ export class ApiServer implements Service {
           else res.destroy();
         });
       });
+      // Uploads of large images stream for a long time: no overall request deadline, but
+      // headers must come promptly.
+      srv.requestTimeout = 0;
+      srv.headersTimeout = 15_000;
       srv.on('connection', (s) => {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));
