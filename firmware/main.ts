@@ -11,11 +11,14 @@ import { openIcmp6 } from '../board/icmp6-endpoint.ts';
 import { resolveRoles } from '../board/interfaces.ts';
 import { LAB_ADDRESS, labDown, labNode, labUp } from '../board/lab.ts';
 import { RawInterface } from '../board/raw-endpoint.ts';
+import { loadSendfileAddon, sendfileSelftest } from '../board/sendfile-addon.ts';
 import { VolumeManager } from '../board/storage/volumes.ts';
 import { runAgent } from './agent/agent.ts';
+import { AdminAccount } from './api/auth.ts';
 import { imageRoutes } from './api/images-routes.ts';
 import { machineRoutes } from './api/machines-routes.ts';
 import { ApiServer, errorBody } from './api/server.ts';
+import { leafKeys, readSettingsOverlay, settingsRoutes, withOverlay } from './api/settings-routes.ts';
 import { buildApp, type Service } from './app.ts';
 import { type Command, FLAG_OF_KEY, parseCommand } from './cli/args.ts';
 import { resolveConfig } from './config/load.ts';
@@ -77,15 +80,23 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     const lab = labUp(cmd.labName);
     overrides.privateInterface ??= lab.interface;
     defaults.dataDir = labDataDir();
+    // A lab is a private playground: its read-only API is open to the lab switch and loopback.
+    defaults.ui = { openReadOnly: true };
   }
-  const config: Config = resolveConfig({ configFile: cmd.configFile, overrides, defaults, flagOfKey: FLAG_OF_KEY });
-  if (!config.privateInterface) {
+  const baseConfig: Config = resolveConfig({ configFile: cmd.configFile, overrides, defaults, flagOfKey: FLAG_OF_KEY });
+  if (!baseConfig.privateInterface) {
     throw new BootboxError(
       'CONFIG_INVALID',
       '"privateInterface" is required: give --private IFACE, set it in the config file, or use --lab',
     );
   }
-  ensureWritableDir(config.dataDir, FLAG_OF_KEY.dataDir ? `--data (dataDir)` : 'dataDir');
+  ensureWritableDir(baseConfig.dataDir, FLAG_OF_KEY.dataDir ? `--data (dataDir)` : 'dataDir');
+  // Settings changed in the web UI (<data>/settings.json) go over the config file; flags still win.
+  const settingsFile = path.join(baseConfig.dataDir, 'settings.json');
+  const settingsOverlay = readSettingsOverlay(settingsFile);
+  const flagKeys = leafKeys(overrides);
+  const config: Config = withOverlay(baseConfig, settingsOverlay, flagKeys);
+  if (!config.privateInterface) throw new BootboxError('CONFIG_INVALID', '"privateInterface" is required');
   const log = createLogger('bootbox', { level: config.log.level });
   const bus = new EventBus<BoxEvents>(log.child('events'));
   const startedAt = Date.now();
@@ -110,6 +121,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     firstStages: [...seeded.present, ...seeded.copied],
     ...(seeded.missing.length ? { missing: seeded.missing.map((m) => `${m.name} (from ${m.pkg})`) } : {}),
   });
+  if (seeded.unwritable) log.warn(`boot tree not seeded: ${seeded.unwritable}`);
 
   const info = buildInfo();
   const boxId = config.boxId ?? priv.mac.replace(/:/g, '');
@@ -266,33 +278,41 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     events: bus,
     clock: systemClock,
     log: log.child('http'),
+    loadSendfile: loadSendfileAddon,
   });
   services.push(httpBoot);
   if (config.ipv6.answerRouterSolicitations) services.push(routerAdvertiser(priv.name, log));
 
-  // MQTT: telemetry out, commands in (the embedded broker when no site broker is configured).
-  const mqtt = setupMqtt({
-    mqtt: config.mqtt,
-    boxId,
-    version: info.version,
-    brokerHosts: hosts,
-    events: bus,
-    machines: () =>
-      registry
-        .list()
-        .map((m) => ({ mac: m.mac, name: m.name, state: m.state, reason: m.stateReason, since: m.stateSince })),
-    health: {
-      startedAt: systemClock.now(),
-      dirs: [
-        { name: 'data', path: config.dataDir },
-        { name: 'images', path: imagesDir },
-      ],
-      interfaces: [{ name: priv.name, role: 'private' }, ...(uplink ? [{ name: uplink.name, role: 'uplink' }] : [])],
-      servicesStatus: () => Object.fromEntries(app.services.map((s) => [s.name, s.status()])),
-    },
-    clock: systemClock,
-    log,
-  });
+  // MQTT: telemetry out, commands in (the embedded broker when no site broker is configured);
+  // none of it with mqtt.enabled false.
+  const mqtt =
+    config.mqtt.enabled === false
+      ? undefined
+      : setupMqtt({
+          mqtt: config.mqtt,
+          boxId,
+          version: info.version,
+          brokerHosts: hosts,
+          events: bus,
+          machines: () =>
+            registry
+              .list()
+              .map((m) => ({ mac: m.mac, name: m.name, state: m.state, reason: m.stateReason, since: m.stateSince })),
+          health: {
+            startedAt: systemClock.now(),
+            dirs: [
+              { name: 'data', path: config.dataDir },
+              { name: 'images', path: imagesDir },
+            ],
+            interfaces: [
+              { name: priv.name, role: 'private' },
+              ...(uplink ? [{ name: uplink.name, role: 'uplink' }] : []),
+            ],
+            servicesStatus: () => Object.fromEntries(app.services.map((s) => [s.name, s.status()])),
+          },
+          clock: systemClock,
+          log,
+        });
   const audit = new AuditLog({
     file: path.join(config.dataDir, 'audit.json'),
     clock: systemClock,
@@ -305,30 +325,61 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
       title: c?.description ?? config.boot.images[image]?.title,
     });
   };
-  const commands = new CommandService({
-    port: mqtt.link,
-    registry,
-    boxId,
-    audit,
-    clock: systemClock,
-    log: log.child('mqtt.commands'),
-    images: () => boot.imageNames(),
-    allow: config.mqtt.allow,
-    imageOs,
-    imageOf: (m) => boot.imageOf(m),
-  });
+  const commands = mqtt
+    ? new CommandService({
+        port: mqtt.link,
+        registry,
+        boxId,
+        audit,
+        clock: systemClock,
+        log: log.child('mqtt.commands'),
+        images: () => boot.imageNames(),
+        allow: config.mqtt.allow,
+        imageOs,
+        imageOf: (m) => boot.imageOf(m),
+      })
+    : undefined;
   const tokens = config.api.tokens.length ? config.api.tokens : [localApiToken(config.dataDir, log)];
+  // The web UI's admin: ui.adminPassword, else <data>/admin.json, else a one-time setup token.
+  const admin = new AdminAccount({
+    configured: config.ui.adminPassword,
+    file: path.join(config.dataDir, 'admin.json'),
+    clock: systemClock,
+    log: log.child('ui'),
+  });
+  admin.load();
+  // The UI bundle: web-ui/dist in a checkout; beside the binary (web-ui/) in a bundled build.
+  const uiDir = info.bundled
+    ? path.join(path.dirname(process.execPath), 'web-ui')
+    : path.resolve(import.meta.dirname, '..', 'web-ui', 'dist');
+  services.push({
+    name: 'audit',
+    start: () => audit.load(),
+    stop: () => audit.close(),
+    status: () => ({ entries: audit.size }),
+  });
   services.push(
     new ApiServer({
       port: config.ui.port,
       hosts,
       tokens,
+      admin,
+      sessionTtlMin: config.ui.sessionTtlMin,
+      openReadOnly: config.ui.openReadOnly,
+      isPrivatePeer: board.isPrivatePeer,
+      uiDir,
+      audit,
+      version: info.version,
+      clock: systemClock,
+      log: log.child('api'),
       events: (send) => bus.onAny((type, event) => send(String(type), event)),
       routes: [
         {
           method: 'GET',
           path: '/api/v1/health',
           auth: false,
+          public: true,
+          summary: 'Version, uptime, interfaces with their roles, services and counters',
           handler: () => ({
             status: 200,
             body: {
@@ -352,32 +403,37 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
         ...machineRoutes(
           registry,
           () => boot.imageNames(),
-          (mac, image, actor) => {
-            const r = commands.invoke(
-              'reimage',
-              {
-                transaction: randomBytes(8).toString('hex'),
-                targets: { mac },
-                mode: 'wipe',
-                ...(image ? { image } : {}),
-              },
-              actor,
-            );
-            return r.status === 'ok' ? { status: 200, body: r.data } : errorBody(r.error!.code, r.error!.message);
-          },
+          commands &&
+            ((mac, image, actor) => {
+              const r = commands.invoke(
+                'reimage',
+                {
+                  transaction: randomBytes(8).toString('hex'),
+                  targets: { mac },
+                  mode: 'wipe',
+                  ...(image ? { image } : {}),
+                },
+                actor,
+              );
+              return r.status === 'ok' ? { status: 200, body: r.data } : errorBody(r.error!.code, r.error!.message);
+            }),
         ),
         ...imageRoutes(images.catalog, images.uploads),
+        ...settingsRoutes({
+          file: settingsFile,
+          base: baseConfig,
+          running: config,
+          overlay: settingsOverlay,
+          fixed: flagKeys,
+          log: log.child('settings'),
+        }),
       ],
     }),
   );
-  services.push(...mqtt.services);
-  services.push({
-    name: 'audit',
-    start: () => audit.load(),
-    stop: () => audit.close(),
-    status: () => ({ entries: audit.size }),
-  });
-  services.push(commands);
+  if (mqtt && commands) {
+    services.push(...mqtt.services);
+    services.push(commands);
+  } else log.info('MQTT is off (mqtt.enabled is false): no broker, telemetry or commands');
   const app = buildApp({ config, log, clock: systemClock, bus, services });
   try {
     await app.start();
@@ -401,7 +457,14 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
   writeFileSync(path.join(config.dataDir, PID_FILE), `${process.pid}\n`);
   const where = `private ${priv.name} ${priv.ipv4}` + (cmd.lab ? ` (lab ${cmd.labName}, nodes: bootbox lab node)` : '');
   log.info(`UI and API on ${hosts.map((h) => `http://${h}:${config.ui.port}`).join(', ')}`);
-  process.stdout.write(`bootbox ready: ${where}\n`);
+  const setupToken = admin.setupToken;
+  let setup = '';
+  if (setupToken) {
+    const url = `http://${hosts[0]}:${config.ui.port}/`;
+    log.warn(`no admin password yet: open ${url} and give the setup token ${setupToken} to set one`);
+    setup = `, setup token ${setupToken} (open ${url} to set the admin password)`;
+  }
+  process.stdout.write(`bootbox ready: ${where}${setup}\n`);
 }
 
 /**
@@ -526,6 +589,9 @@ async function run(argv: string[]): Promise<void> {
     }
     case 'selftest-raw':
       return selftestRaw(cmd.iface);
+    case 'selftest-sendfile':
+      process.stdout.write(`${await sendfileSelftest()}\n`);
+      return;
     case 'agent':
       return runAgent(cmd);
     case 'image-import':

@@ -11,9 +11,42 @@ import { BootboxError } from '../core/errors.ts';
 import type { Catalog, CatalogImage } from '../images/catalog.ts';
 import type { Uploads } from '../images/uploads.ts';
 import { errorBody, type Route } from './server.ts';
+import type { Schema } from './validate.ts';
 
 const ARCHES = ['x86', 'x64', 'arm', 'arm64', 'ia64', 'any', 'unknown'];
 const OSES = ['windows', 'linux'];
+
+const IMAGE_PATCH: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    enabled: { type: 'boolean' },
+    description: { type: 'string', maxLength: 1024 },
+    architecture: { type: 'string', enum: ARCHES },
+    os: { type: 'string', enum: OSES },
+  },
+};
+
+const GROUP_PATCH: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { enabled: { type: 'boolean' }, description: { type: 'string', maxLength: 1024 } },
+};
+
+/** The shape of POST /api/v1/uploads; Uploads.create checks names, sizes and free space. */
+const NEW_UPLOAD: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    filename: { type: 'string', minLength: 1, maxLength: 128 },
+    size: { type: 'integer', minimum: 1 },
+    kind: { type: 'string', enum: ['boot', 'install'] },
+    group: { type: 'string', maxLength: 64 },
+    name: { type: 'string', maxLength: 128 },
+    sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+  },
+  required: ['filename', 'size'],
+};
 
 function view(i: CatalogImage): Record<string, unknown> {
   return i as unknown as Record<string, unknown>;
@@ -51,6 +84,9 @@ export function imageRoutes(catalog: Catalog, uploads: Uploads): Route[] {
       method: 'GET',
       path: '/api/v1/images',
       auth: false,
+      summary: 'The image catalog (?group=, ?kind= filter), its groups, problems and volume state',
+      querySchema: { group: { type: 'string', maxLength: 64 }, kind: { type: 'string', maxLength: 16 } },
+      responseDescription: '{images, count, groups, problems, volume, lastScan}',
       handler: ({ query }) => {
         const group = query.get('group');
         const kind = query.get('kind');
@@ -74,6 +110,8 @@ export function imageRoutes(catalog: Catalog, uploads: Uploads): Route[] {
       method: 'GET',
       path: '/api/v1/images/{id}',
       auth: false,
+      summary: 'One catalog image',
+      responseDescription: '{image}',
       handler: ({ params }) => {
         const i = catalog.get(params.id!);
         return i
@@ -85,6 +123,9 @@ export function imageRoutes(catalog: Catalog, uploads: Uploads): Route[] {
       method: 'PUT',
       path: '/api/v1/images/{id}',
       auth: true,
+      summary: 'Enable or disable an image, or set its description, architecture or OS',
+      requestSchema: IMAGE_PATCH,
+      responseDescription: '{image}',
       handler: ({ params, body }) => {
         const b = obj(body, '{"enabled"?, "description"?, "architecture"?, "os"?}');
         const patch: Parameters<Catalog['update']>[1] = {};
@@ -119,6 +160,8 @@ export function imageRoutes(catalog: Catalog, uploads: Uploads): Route[] {
       method: 'DELETE',
       path: '/api/v1/images/{id}',
       auth: true,
+      summary: 'Forget an image (its files stay on the volume)',
+      responseDescription: '{forgotten}',
       handler: ({ params }) => {
         catalog.forget(params.id!);
         return { status: 200, body: { forgotten: params.id } };
@@ -128,6 +171,9 @@ export function imageRoutes(catalog: Catalog, uploads: Uploads): Route[] {
       method: 'PUT',
       path: '/api/v1/image-groups/{name}',
       auth: true,
+      summary: 'Enable or disable an image group, or set its description',
+      requestSchema: GROUP_PATCH,
+      responseDescription: '{group}',
       handler: ({ params, body }) => {
         const b = obj(body, '{"enabled"?, "description"?}');
         const patch: { enabled?: boolean; description?: string } = {};
@@ -147,6 +193,8 @@ export function imageRoutes(catalog: Catalog, uploads: Uploads): Route[] {
       method: 'POST',
       path: '/api/v1/images/rescan',
       auth: true,
+      summary: 'Rescan the image volume',
+      responseDescription: 'the scan result',
       handler: async () => {
         const r = await catalog.scan();
         return { status: 200, body: r };
@@ -156,12 +204,17 @@ export function imageRoutes(catalog: Catalog, uploads: Uploads): Route[] {
       method: 'GET',
       path: '/api/v1/uploads',
       auth: false,
+      summary: 'Uploads in progress',
+      responseDescription: '{uploads}',
       handler: () => ({ status: 200, body: { uploads: uploads.list() } }),
     },
     {
       method: 'POST',
       path: '/api/v1/uploads',
       auth: true,
+      summary: 'Start a resumable upload (then PUT its bytes to /api/v1/uploads/{id})',
+      requestSchema: NEW_UPLOAD,
+      responseDescription: '201 {upload, put}',
       handler: async ({ body, actor }) => {
         const u = await uploads.create(body, actor);
         return { status: 201, body: { upload: u, put: `/api/v1/uploads/${u.id}` } };
@@ -171,6 +224,8 @@ export function imageRoutes(catalog: Catalog, uploads: Uploads): Route[] {
       method: 'GET',
       path: '/api/v1/uploads/{id}',
       auth: false,
+      summary: 'Where an upload stands (resume from `received`)',
+      responseDescription: '{upload}',
       handler: ({ params }) => ({ status: 200, body: { upload: uploads.describe(params.id!) } }),
     },
     {
@@ -178,6 +233,8 @@ export function imageRoutes(catalog: Catalog, uploads: Uploads): Route[] {
       path: '/api/v1/uploads/{id}',
       auth: true,
       raw: true,
+      summary: 'Upload bytes: raw body with Content-Range: bytes A-B/SIZE',
+      responseDescription: '{upload} (201 when complete)',
       handler: async ({ params, headers, req }) => {
         const u = uploads.get(params.id!);
         const r = parseContentRange(headers['content-range'] as string | undefined, u.size);
@@ -196,6 +253,8 @@ export function imageRoutes(catalog: Catalog, uploads: Uploads): Route[] {
       method: 'DELETE',
       path: '/api/v1/uploads/{id}',
       auth: true,
+      summary: 'Give up an upload; its staged bytes are removed',
+      responseDescription: '{aborted}',
       handler: async ({ params }) => {
         await uploads.abort(params.id!);
         return { status: 200, body: { aborted: params.id } };

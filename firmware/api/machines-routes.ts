@@ -3,6 +3,29 @@ import { BootboxError } from '../core/errors.ts';
 import type { Machine } from '../domain/machine.ts';
 import type { MachineRegistry } from '../services/machines.ts';
 import { errorBody, fromError, type Route, type RouteResult } from './server.ts';
+import type { Schema } from './validate.ts';
+
+/** PUT /api/v1/machines/{id}: the registry checks the name further (NetBIOS/DNS, unique). */
+const MACHINE_PATCH: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 64 },
+    image: { type: ['string', 'null'], maxLength: 128 },
+    group: { type: ['string', 'null'], pattern: '^[A-Za-z0-9._-]{1,64}$' },
+    firstStage: { type: ['string', 'null'], enum: ['ipxe.efi', 'snponly.efi', null] },
+  },
+};
+
+const REIMAGE: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    mode: { type: 'string', enum: ['next-boot', 'wipe'] },
+    image: { type: 'string', maxLength: 128 },
+  },
+  required: ['mode'],
+};
 
 function view(m: Machine): Record<string, unknown> {
   return { id: m.mac, ...m };
@@ -29,6 +52,9 @@ export function machineRoutes(registry: MachineRegistry, images: () => string[],
       method: 'GET',
       path: '/api/v1/machines',
       auth: false,
+      summary: 'List the machines (?state= filters)',
+      querySchema: { state: { type: 'string', maxLength: 32 } },
+      responseDescription: '{machines, count}',
       handler: ({ query }) => {
         const state = query.get('state');
         const list = registry
@@ -42,6 +68,8 @@ export function machineRoutes(registry: MachineRegistry, images: () => string[],
       method: 'GET',
       path: '/api/v1/machines/{id}',
       auth: false,
+      summary: 'One machine (by MAC or name) with its boot timeline',
+      responseDescription: '{machine, timeline}',
       handler: ({ params }) => {
         const m = find(params.id!);
         if (isResult(m)) return m;
@@ -52,6 +80,9 @@ export function machineRoutes(registry: MachineRegistry, images: () => string[],
       method: 'PUT',
       path: '/api/v1/machines/{id}',
       auth: true,
+      summary: 'Name a machine, set its image, group or first stage (null clears)',
+      requestSchema: MACHINE_PATCH,
+      responseDescription: '{machine}',
       handler: ({ params, body }) => {
         if (typeof body !== 'object' || body === null || Array.isArray(body)) {
           return errorBody('INVALID_REQUEST', 'body must be an object: {"name"?, "image"?, "group"?, "firstStage"?}');
@@ -97,18 +128,25 @@ export function machineRoutes(registry: MachineRegistry, images: () => string[],
       method: 'POST',
       path: '/api/v1/machines/{id}/approve',
       auth: true,
+      summary: 'Approve a pending machine',
+      responseDescription: '{machine, change}',
       handler: ({ params, actor }) => act(params.id!, { type: 'approve', by: actor }),
     },
     {
       method: 'POST',
       path: '/api/v1/machines/{id}/reject',
       auth: true,
+      summary: 'Reject a pending machine',
+      responseDescription: '{machine, change}',
       handler: ({ params, actor }) => act(params.id!, { type: 'reject', by: actor }),
     },
     {
       method: 'POST',
       path: '/api/v1/machines/{id}/reimage',
       auth: true,
+      summary: 'Reimage a machine at its next boot, or wipe it now through its agent',
+      requestSchema: REIMAGE,
+      responseDescription: "{machine, change} (next-boot) or the wipe command's answer",
       handler: ({ params, body, actor }) => {
         const b = (body ?? {}) as Record<string, unknown>;
         if (typeof body !== 'object' || body === null || Array.isArray(body)) {

@@ -1,43 +1,62 @@
 /**
- * The UI/API host (`/api/v1`, ../../shared/CONTRACT.md). Routes are a table; handlers
- * return `{status, body}`; errors are `{error:{code,message}}` from the one registry.
- * Calls that change anything need `Authorization: Bearer <token>` (api.tokens).
+ * The UI/API host: `/api/v1` (../../shared/CONTRACT.md) and the web UI's files.
+ *
+ * Routes are a table (route.ts); handlers return `{status, body}`; errors are
+ * `{error:{code,message}}` from the one registry. Who may call what (route.ts `Access`):
+ * - changes (POST, PUT, DELETE) need `Authorization: Bearer <token>` (api.tokens), or the
+ *   session cookie of a logged-in browser plus `X-CSRF-Token: <the session's csrfToken>`;
+ *   only logging in and the first setup are open;
+ * - reads (GET) need the same credentials (no CSRF token), except /api/v1/health and
+ *   /api/v1/session; with `openReadOnly` they are open to loopback and the private network;
+ * - every change that reached its route is written to the audit log (via "api").
+ * Every answer carries the security headers (CSP, X-Frame-Options, nosniff, no referrer).
+ *
+ * `inject()` runs a request through the same code without a socket (tests).
  */
-import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import type { Service } from '../app.ts';
-import { BootboxError, type ErrorCode, ErrorCodes } from '../core/errors.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
+import { BootboxError, ErrorCodes } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import type { AuditInput } from '../telemetry/mqtt/audit.ts';
+import { equalSecrets } from '../telemetry/mqtt/password.ts';
+import { type AuditReader, auditRoutes } from './audit-routes.ts';
+import {
+  type AdminAccount,
+  CSRF_HEADER,
+  clearedSessionCookie,
+  cookieValue,
+  LoginLimiter,
+  type LoginLimits,
+  SESSION_COOKIE,
+  SessionStore,
+} from './auth.ts';
+import { buildOpenApi } from './openapi.ts';
+import {
+  accessOf,
+  type Caller,
+  errorBody,
+  fromError,
+  type Route,
+  type RouteContext,
+  type RouteResult,
+} from './route.ts';
+import { sessionRoutes } from './session-routes.ts';
+import { StaticFiles } from './static.ts';
+import { describeIssue, parseQuery, validate } from './validate.ts';
 
-export interface RouteContext {
-  params: Record<string, string>;
-  query: URLSearchParams;
-  body: unknown;
-  /** Who made the call (token label), for the audit trail. */
-  actor: string;
-  headers: http.IncomingHttpHeaders;
-  /** The request itself, for `raw` routes that stream their body (uploads). */
-  req: http.IncomingMessage;
-}
-
-export interface RouteResult {
-  status: number;
-  body: unknown;
-}
-
-export interface Route {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
-  /** Path with `{name}` parameters, e.g. /api/v1/machines/{id}/approve */
-  path: string;
-  /** Mutations require a token. */
-  auth: boolean;
-  /** The handler reads the body itself from `req` (streamed uploads); no JSON parsing. */
-  raw?: boolean;
-  handler(ctx: RouteContext): RouteResult | Promise<RouteResult>;
-}
+export type { Access, Caller, Route, RouteContext, RouteResult } from './route.ts';
+export { errorBody, fromError } from './route.ts';
 
 /** Live stream source for GET /api/v1/events. */
 export type EventSource = (send: (type: string, event: unknown) => void) => () => void;
+
+/** Where API changes are recorded (AuditLog). */
+export interface AuditSink extends AuditReader {
+  record(input: AuditInput): unknown;
+}
 
 export interface ApiServerOptions {
   port: number;
@@ -47,34 +66,123 @@ export interface ApiServerOptions {
   routes: Route[];
   events?: EventSource;
   maxBodyBytes?: number;
+  /** The admin account: with it, the web UI can log in (session routes, setup). */
+  admin?: AdminAccount;
+  /** Idle minutes after which a UI session ends (ui.sessionTtlMin, default 60). */
+  sessionTtlMin?: number;
+  /** GETs without credentials from loopback and the private network (ui.openReadOnly). */
+  openReadOnly?: boolean;
+  /** True for addresses on the private network (board.isPrivatePeer). Loopback always counts. */
+  isPrivatePeer?: (address: string) => boolean;
+  /** The web UI's built files (index.html, assets/); without it only /api is served. */
+  uiDir?: string;
+  /** The audit log: API changes are recorded, and GET /api/v1/audit reads it. */
+  audit?: AuditSink;
+  loginLimits?: Partial<LoginLimits>;
+  /** For /api/v1/openapi.json. */
+  version?: string;
+  clock?: Clock;
+  log?: Logger;
+}
+
+/** The headers every answer carries (static files, JSON, errors, the event stream). */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Security-Policy':
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'X-Frame-Options': 'DENY',
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+};
+
+export interface InjectRequest {
+  method: string;
+  url: string;
+  headers?: Record<string, string>;
+  /** An object or array is sent as JSON; a string or Buffer as it is. */
+  body?: unknown;
+  /** The peer's address (default 127.0.0.1). */
+  remoteAddress?: string;
+}
+
+export interface InjectResponse {
+  status: number;
+  /** Header names in lower case. */
+  headers: Record<string, string>;
+  body: string;
+  /** The body parsed as JSON, when it is JSON. */
+  json: unknown;
 }
 
 interface CompiledRoute extends Route {
   re: RegExp;
   names: string[];
+  /** The event stream: answered by `stream`, not by the handler. */
+  sse?: boolean;
 }
 
-export function errorBody(code: ErrorCode, message: string): RouteResult {
-  return { status: ErrorCodes[code].http, body: { error: { code, message } } };
-}
-
-export function fromError(e: BootboxError): RouteResult {
-  const r = errorBody(e.code, e.message);
-  if (e.details) (r.body as { error: Record<string, unknown> }).error.details = e.details;
-  return r;
+/** The part of http.ServerResponse the server uses (inject() gives its own). */
+interface Res {
+  readonly headersSent: boolean;
+  setHeader(name: string, value: string | number): unknown;
+  writeHead(status: number, headers?: Record<string, string | number>): unknown;
+  write(chunk: string | Buffer): unknown;
+  end(chunk?: string | Buffer): unknown;
+  destroy(): unknown;
 }
 
 export class ApiServer implements Service {
   readonly name = 'api';
   private readonly opts: ApiServerOptions;
   private readonly routes: CompiledRoute[];
+  private readonly clock: Clock;
+  private readonly sessions: SessionStore;
+  private readonly staticFiles: StaticFiles | undefined;
   private servers: http.Server[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly streams = new Set<() => void>();
+  private readonly counters = { requests: 0, unauthorized: 0, csrfRefused: 0, audited: 0 };
 
   constructor(opts: ApiServerOptions) {
     this.opts = opts;
-    this.routes = opts.routes.map((r) => {
+    this.clock = opts.clock ?? systemClock;
+    this.sessions = new SessionStore({ clock: this.clock, ttlMs: (opts.sessionTtlMin ?? 60) * 60_000 });
+    this.staticFiles = opts.uiDir ? new StaticFiles(opts.uiDir) : undefined;
+    const builtIn: (Route & { sse?: boolean })[] = [];
+    if (opts.admin) {
+      builtIn.push(
+        ...sessionRoutes({
+          admin: opts.admin,
+          sessions: this.sessions,
+          limiter: new LoginLimiter(this.clock, opts.loginLimits),
+        }),
+      );
+    }
+    if (opts.events) {
+      builtIn.push({
+        method: 'GET',
+        path: '/api/v1/events',
+        auth: false,
+        sse: true,
+        summary: 'Server-sent events: the live stream of boot, transfer and machine events (?mac= filters)',
+        querySchema: { mac: { type: 'string', maxLength: 17 } },
+        responseDescription: 'text/event-stream; each event is `event: <type>` and `data: <JSON>`',
+        handler: () => errorBody('INTERNAL', 'the event stream is answered by the server'),
+      });
+    }
+    if (opts.audit) builtIn.push(...auditRoutes(opts.audit));
+    builtIn.push({
+      method: 'GET',
+      path: '/api/v1/openapi.json',
+      auth: false,
+      summary: 'This API as an OpenAPI 3.1 document, made from the route table',
+      responseDescription: 'OpenAPI 3.1 document',
+      handler: () => ({
+        status: 200,
+        body: buildOpenApi(this.routes, { version: opts.version ?? '0.0.0', openReadOnly: opts.openReadOnly }),
+      }),
+    });
+    this.routes = [...opts.routes, ...builtIn].map((r) => {
       const names: string[] = [];
       const re = new RegExp(
         `^${r.path
@@ -91,15 +199,8 @@ export class ApiServer implements Service {
   async start(): Promise<void> {
     for (const host of this.opts.hosts) {
       const srv = http.createServer((req, res) => {
-        this.handle(req, res).catch((e) => {
-          if (!res.headersSent) send(res, errorBody('INTERNAL', (e as Error).message));
-          else res.destroy();
-        });
+        this.handle(req, res).catch((e) => this.crashed(res, e));
       });
-      // Uploads of large images stream for a long time: no overall request deadline, but
-      // headers must come promptly.
-      srv.requestTimeout = 0;
-      srv.headersTimeout = 15_000;
       srv.on('connection', (s) => {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));
@@ -139,57 +240,132 @@ export class ApiServer implements Service {
         return `${a.address}:${a.port}`;
       }),
       streams: this.streams.size,
+      sessions: this.sessions.size,
+      setupRequired: this.opts.admin?.setupRequired ?? false,
+      counters: { ...this.counters },
     };
   }
 
-  private authorized(req: http.IncomingMessage): string | undefined {
-    const h = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(h);
-    if (!m) return undefined;
-    const given = Buffer.from(m[1]!);
-    for (const [i, t] of this.opts.tokens.entries()) {
-      const want = Buffer.from(t);
-      if (want.length === given.length && timingSafeEqual(want, given)) return `token#${i + 1}`;
+  /** Runs one request through the same code as a socket would, and collects the answer. */
+  async inject(r: InjectRequest): Promise<InjectResponse> {
+    const data =
+      r.body === undefined
+        ? []
+        : [
+            Buffer.isBuffer(r.body)
+              ? r.body
+              : Buffer.from(typeof r.body === 'string' ? r.body : JSON.stringify(r.body)),
+          ];
+    const headers: http.IncomingHttpHeaders = {};
+    for (const [k, v] of Object.entries(r.headers ?? {})) headers[k.toLowerCase()] = v;
+    if (data.length && headers['content-length'] === undefined) headers['content-length'] = String(data[0]!.length);
+    const stream = Readable.from(data);
+    const req = Object.assign(stream, {
+      method: r.method.toUpperCase(),
+      url: r.url,
+      headers,
+      socket: { remoteAddress: r.remoteAddress ?? '127.0.0.1', encrypted: false },
+    });
+    Object.defineProperty(req, 'complete', { get: () => stream.readableEnded });
+    const res = new InjectedResponse();
+    const done = res.finished.then(() => undefined);
+    await this.handle(req as unknown as http.IncomingMessage, res).catch((e) => this.crashed(res, e));
+    // The event stream never ends by itself: answer with what came so far and close it.
+    if (res.streaming) stream.emit('close');
+    await done;
+    const body = Buffer.concat(res.chunks).toString('utf8');
+    let json: unknown;
+    if ((res.headers['content-type'] ?? '').startsWith('application/json') && body) {
+      try {
+        json = JSON.parse(body);
+      } catch {
+        json = undefined;
+      }
     }
-    return undefined;
+    return { status: res.statusCode, headers: res.headers, body, json };
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private crashed(res: Res, e: unknown): void {
+    this.opts.log?.error('API request failed', { error: (e as Error)?.stack ?? String(e) });
+    if (!res.headersSent) send(res, errorBody('INTERNAL', (e as Error).message));
+    else res.destroy();
+  }
+
+  /** Bearer token, else session cookie, else nobody. */
+  private identify(req: http.IncomingMessage, peer: string): Caller & { badToken?: boolean } {
+    const h = req.headers.authorization;
+    if (h !== undefined) {
+      const m = /^Bearer\s+(\S+)$/i.exec(h);
+      if (m) {
+        const given = Buffer.from(m[1]!);
+        // Every token is compared (no early exit), each in constant time.
+        let who: string | undefined;
+        for (const [i, t] of this.opts.tokens.entries()) {
+          if (equalSecrets(Buffer.from(t), given) && !who) who = `token#${i + 1}`;
+        }
+        if (who) return { kind: 'token', actor: who };
+      }
+      return { kind: 'anonymous', actor: `anonymous@${peer}`, badToken: true };
+    }
+    const id = this.opts.admin ? cookieValue(req.headers.cookie, SESSION_COOKIE) : undefined;
+    if (id) {
+      const s = this.sessions.lookup(id);
+      if (s.state === 'valid') return { kind: 'session', actor: 'admin', session: s.session };
+      return { kind: 'anonymous', actor: `anonymous@${peer}`, expired: true };
+    }
+    return { kind: 'anonymous', actor: `anonymous@${peer}` };
+  }
+
+  private openToPeer(peer: string): boolean {
+    if (!this.opts.openReadOnly) return false;
+    return isLoopback(peer) || (this.opts.isPrivatePeer?.(peer) ?? false);
+  }
+
+  private async handle(req: http.IncomingMessage, res: Res): Promise<void> {
+    this.counters.requests++;
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://box');
     } catch {
       return send(res, errorBody('INVALID_REQUEST', 'malformed URL'));
     }
-    res.setHeader('X-Content-Type-Options', 'nosniff');
+    if (url.pathname !== '/api' && !url.pathname.startsWith('/api/')) return this.serveStatic(req, res, url);
     res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('X-Frame-Options', 'DENY');
-    if (url.pathname === '/api/v1/events' && req.method === 'GET' && this.opts.events) {
-      return this.stream(req, res);
-    }
+    const peer = unmapped(req.socket?.remoteAddress ?? '');
+    const secure = Boolean((req.socket as { encrypted?: boolean } | undefined)?.encrypted);
+
     let pathMatched = false;
     for (const r of this.routes) {
       const m = r.re.exec(url.pathname);
       if (!m) continue;
       pathMatched = true;
       if (r.method !== req.method) continue;
-      let actor = 'anonymous';
-      if (r.auth) {
-        const who = this.authorized(req);
-        if (!who) {
-          return send(
-            res,
-            errorBody('UNAUTHORIZED', 'this call changes state: send Authorization: Bearer <api token>'),
-          );
+
+      const caller = this.identify(req, peer);
+      const access = accessOf(r);
+      const mutation = r.method !== 'GET';
+      if (access !== 'public') {
+        const refused = this.refusal(caller, access, peer, secure);
+        if (refused) {
+          this.counters.unauthorized++;
+          return send(res, refused);
         }
-        actor = who;
+        if (
+          mutation &&
+          caller.kind === 'session' &&
+          !this.sessions.csrfMatches(caller.session, req.headers[CSRF_HEADER])
+        ) {
+          this.counters.csrfRefused++;
+          const out = errorBody(
+            'CSRF_FAILED',
+            `this change was sent with the session cookie but without its CSRF token: send the header X-CSRF-Token (csrfToken of GET /api/v1/session)`,
+          );
+          this.audit(r, {}, caller.actor, out);
+          return send(res, out);
+        }
       }
-      let body: unknown;
-      if ((req.method === 'POST' || req.method === 'PUT') && !r.raw) {
-        const b = await readBody(req, this.opts.maxBodyBytes ?? 64 * 1024);
-        if (b instanceof BootboxError) return send(res, fromError(b));
-        body = b;
-      }
+
       const params: Record<string, string> = {};
       for (const [i, n] of r.names.entries()) {
         try {
@@ -198,12 +374,49 @@ export class ApiServer implements Service {
           return send(res, errorBody('INVALID_REQUEST', `malformed path parameter ${n}`));
         }
       }
+      const q = parseQuery(r.querySchema ?? {}, url.searchParams);
+      if (q.issues.length) {
+        return send(res, errorBody('INVALID_REQUEST', `query parameter ${describeIssue(q.issues[0]!)}`));
+      }
+      let body: unknown;
+      if ((req.method === 'POST' || req.method === 'PUT') && !r.raw) {
+        const b = await readBody(req, this.opts.maxBodyBytes ?? 64 * 1024);
+        if (b instanceof BootboxError) return send(res, fromError(b));
+        body = b;
+        if (r.requestSchema) {
+          const issues = validate(r.requestSchema, body);
+          if (issues.length) {
+            const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+            const out = errorBody('INVALID_REQUEST', `${describeIssue(issues[0]!)}${more}`);
+            (out.body as { error: Record<string, unknown> }).error.details = { issues };
+            if (mutation && access !== 'public') this.audit(r, params, caller.actor, out);
+            return send(res, out);
+          }
+        }
+      }
+      if (r.sse && this.opts.events) return this.stream(req, res, q.values.mac as string | undefined);
+
+      const ctx: RouteContext = {
+        params,
+        query: url.searchParams,
+        queryValues: q.values,
+        body,
+        actor: caller.actor,
+        caller,
+        peer,
+        secure,
+        headers: req.headers,
+        req,
+      };
       let out: RouteResult;
       try {
-        out = await r.handler({ params, query: url.searchParams, body, actor, headers: req.headers, req });
+        out = await r.handler(ctx);
       } catch (e) {
         if (!(e instanceof BootboxError)) throw e;
         out = fromError(e);
+      }
+      if (mutation && !(access === 'public' && out.status === ErrorCodes.RATE_LIMITED.http)) {
+        this.audit(r, params, out.actor ?? caller.actor, out);
       }
       if (r.raw && !req.complete) {
         // the body was not (fully) read: answer, then close so no stray bytes are parsed as a request
@@ -219,10 +432,69 @@ export class ApiServer implements Service {
     return send(res, errorBody('NOT_FOUND', `no route for ${req.method} ${url.pathname}`));
   }
 
-  private stream(req: http.IncomingMessage, res: http.ServerResponse): void {
+  /** Why a caller may not use a route of this access level, or undefined when it may. */
+  private refusal(
+    caller: Caller & { badToken?: boolean },
+    access: 'read' | 'admin',
+    peer: string,
+    secure: boolean,
+  ): RouteResult | undefined {
+    if (caller.kind !== 'anonymous') return undefined;
+    if (access === 'read' && !caller.badToken && this.openToPeer(peer)) return undefined;
+    if (caller.badToken) return errorBody('UNAUTHORIZED', 'the bearer token is not one of api.tokens');
+    if (caller.expired) {
+      const r = errorBody('SESSION_EXPIRED', 'session expired: log in again');
+      r.headers = { 'Set-Cookie': clearedSessionCookie(secure) };
+      return r;
+    }
+    return errorBody(
+      'UNAUTHORIZED',
+      access === 'admin'
+        ? 'this call changes state: log in, or send Authorization: Bearer <api token>'
+        : 'this call needs credentials: log in, or send Authorization: Bearer <api token>',
+    );
+  }
+
+  private audit(r: Route, params: Record<string, string>, identity: string, out: RouteResult): void {
+    if (!this.opts.audit) return;
+    const code = (out.body as { error?: { code?: string } } | undefined)?.error?.code;
+    try {
+      this.opts.audit.record({
+        via: 'api',
+        identity,
+        command: `${r.method} ${r.path}`,
+        ...(Object.keys(params).length ? { targets: params } : {}),
+        result: out.status < 400 ? 'ok' : 'error',
+        ...(code ? { code } : {}),
+      });
+      this.counters.audited++;
+    } catch (e) {
+      this.opts.log?.warn('audit entry not recorded', { error: (e as Error).message });
+    }
+  }
+
+  private async serveStatic(req: http.IncomingMessage, res: Res, url: URL): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      return send(res, {
+        status: 405,
+        body: { error: { code: 'INVALID_REQUEST', message: `${req.method} is not allowed on ${url.pathname}` } },
+      });
+    }
+    if (!this.staticFiles) return send(res, errorBody('NOT_FOUND', `no web UI here; the API is at /api/v1`));
+    const inm = req.headers['if-none-match'];
+    const r = await this.staticFiles.serve(url.pathname, typeof inm === 'string' ? inm : undefined);
+    if (r.error) {
+      res.setHeader('Cache-Control', 'no-store');
+      return send(res, { status: r.status, body: { error: r.error } });
+    }
+    res.writeHead(r.status, r.headers);
+    res.end(req.method === 'HEAD' ? undefined : r.body);
+  }
+
+  private stream(req: http.IncomingMessage, res: Res, filter: string | undefined): void {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', Connection: 'keep-alive' });
     res.write(': bootbox events\n\n');
-    const filter = new URL(req.url ?? '/', 'http://box').searchParams.get('mac');
     const unsubscribe = this.opts.events!((type, event) => {
       if (filter && (event as { mac?: string }).mac !== filter) return;
       res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...(event as object) })}\n\n`);
@@ -239,13 +511,58 @@ export class ApiServer implements Service {
   }
 }
 
-function send(res: http.ServerResponse, r: RouteResult): void {
+/** A response collected in memory, for inject(). */
+class InjectedResponse implements Res {
+  statusCode = 200;
+  readonly headers: Record<string, string> = {};
+  readonly chunks: Buffer[] = [];
+  headersSent = false;
+  streaming = false;
+  private resolve!: () => void;
+  readonly finished = new Promise<void>((r) => {
+    this.resolve = r;
+  });
+
+  setHeader(name: string, value: string | number): void {
+    this.headers[name.toLowerCase()] = String(value);
+  }
+  writeHead(status: number, headers: Record<string, string | number> = {}): void {
+    this.statusCode = status;
+    for (const [k, v] of Object.entries(headers)) this.setHeader(k, v);
+    this.headersSent = true;
+    if ((this.headers['content-type'] ?? '').startsWith('text/event-stream')) this.streaming = true;
+  }
+  write(chunk: string | Buffer): void {
+    this.headersSent = true;
+    this.chunks.push(Buffer.from(chunk));
+  }
+  end(chunk?: string | Buffer): void {
+    if (chunk !== undefined) this.write(chunk);
+    this.headersSent = true;
+    this.resolve();
+  }
+  destroy(): void {
+    this.resolve();
+  }
+}
+
+function send(res: Res, r: RouteResult): void {
   const text = JSON.stringify(r.body);
   res.writeHead(r.status, {
+    ...r.headers,
     'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+/** `::ffff:10.0.0.5` → `10.0.0.5`. */
+function unmapped(a: string): string {
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
+function isLoopback(a: string): boolean {
+  return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a);
 }
 
 async function readBody(req: http.IncomingMessage, max: number): Promise<unknown> {

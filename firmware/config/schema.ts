@@ -37,7 +37,15 @@ export interface Config {
     busyPollUs: number;
   };
   http: { port: number };
-  ui: { port: number };
+  ui: {
+    port: number;
+    /** The web UI's admin password, plain or `scrypt$N$r$p$salt$hash`; else <data>/admin.json (set up once). */
+    adminPassword?: string;
+    /** A UI session ends after this many minutes without a request. */
+    sessionTtlMin: number;
+    /** Read-only API calls (GET) without credentials from the private network and loopback. */
+    openReadOnly: boolean;
+  };
   /** Values of the WDS unattend variables %MACHINEDOMAIN% (default dhcp.domain), %ORGNAME%, %TIMEZONE%. */
   unattend: { domain?: string; orgName?: string; timezone?: string };
   /** The image volume (used when imagesDir is not set). */
@@ -53,6 +61,8 @@ export interface Config {
   };
   api: { tokens: string[] };
   mqtt: {
+    /** MQTT at all (default true). Off: no broker, no link, no telemetry, no commands; the REST wipe is refused. */
+    enabled?: boolean;
     /** Site broker (mqtt:// or mqtts://). Without it the box runs its embedded broker. */
     url?: string;
     username?: string;
@@ -108,7 +118,7 @@ export function defaultConfig(): Config {
     dhcp: { mode: 'full', leaseTime: 3600, dns: [], relayNetworks: [], reservations: {} },
     tftp: { port: 69, singlePort: false, windowsizeMax: 64, maxTransfers: 512, maxPerClient: 8, busyPollUs: 50 },
     http: { port: 80 },
-    ui: { port: 8080 },
+    ui: { port: 8080, sessionTtlMin: 60, openReadOnly: false },
     unattend: {},
     images: { volumeLabel: 'BOOTBOX', volumeRoot: '/media/bootbox', volumeDriver: 'auto' },
     api: { tokens: [] },
@@ -259,7 +269,20 @@ const SCHEMA: ObjectSpec = {
     busyPollUs: { check: int(0, 1000) },
   },
   http: { port: { check: port } },
-  ui: { port: { check: port } },
+  ui: {
+    port: { check: port },
+    adminPassword: {
+      check: str((s) =>
+        s.startsWith('scrypt$')
+          ? mqttSecret(s)
+          : [...s].length < 10
+            ? 'must be at least 10 characters (or a scrypt$N$r$p$salt$hash hash)'
+            : undefined,
+      ),
+    },
+    sessionTtlMin: { check: int(1, 7 * 24 * 60) },
+    openReadOnly: { check: bool },
+  },
   unattend: { domain: { check: str() }, orgName: { check: str() }, timezone: { check: str() } },
   images: {
     volumeLabel: {
@@ -281,6 +304,7 @@ const SCHEMA: ObjectSpec = {
   },
   api: { tokens: { check: list(str((s) => (s.length >= 16 ? undefined : 'must be at least 16 characters'))) } },
   mqtt: {
+    enabled: { check: bool },
     url: { check: mqttUrl },
     username: { check: str() },
     password: { check: str() },

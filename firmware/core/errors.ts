@@ -69,6 +69,19 @@ export const ErrorCodes = {
   // board storage (the image volume's drive)
   /** The image volume's drive could not be mounted or unmounted (no driver for its filesystem, damaged filesystem, mount point taken). */
   VOLUME_MOUNT_FAILED: { http: 503, exit: 1 },
+  // api auth (web UI sessions, admin password, setup token)
+  /** A login with the wrong admin password. */
+  INVALID_CREDENTIALS: { http: 401, exit: 1 },
+  /** A session cookie whose session has expired (idle too long) or was forgotten (the box restarted): log in again. */
+  SESSION_EXPIRED: { http: 401, exit: 1 },
+  /** A change sent with a session cookie but without the session's X-CSRF-Token header (or a wrong one). */
+  CSRF_FAILED: { http: 403, exit: 1 },
+  /** No admin password is set yet: set one with the setup token the box printed at start. */
+  SETUP_REQUIRED: { http: 409, exit: 1 },
+  /** A setup call with a wrong setup token, or after the admin password was already set. */
+  SETUP_REFUSED: { http: 403, exit: 1 },
+  /** A new admin password that does not meet the policy (length). */
+  WEAK_PASSWORD: { http: 400, exit: 1 },
   // generic
   NOT_FOUND: { http: 404, exit: 1 },
   CONFLICT: { http: 409, exit: 1 },

@@ -127,7 +127,7 @@ type Json = any;
 
 async function api(r: Rig, method: 'GET' | 'POST', p: string, body?: unknown): Promise<{ status: number; body: Json }> {
   const args = ['-sS', '-m', '10', '-X', method, '-w', '\n%{http_code}'];
-  if (method === 'POST') args.push('-H', `Authorization: Bearer ${r.token}`);
+  args.push('-H', `Authorization: Bearer ${r.token}`);
   if (body !== undefined) args.push('-H', 'Content-Type: application/json', '--data', JSON.stringify(body));
   const { stdout } = await r.sl.lab.up.exec('curl', [...args, `${API}${p}`]);
   const cut = stdout.lastIndexOf('\n');

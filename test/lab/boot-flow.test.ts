@@ -17,6 +17,8 @@ const CONFIG = (bootDir: string) => ({
   bootDir,
   dhcp: { mode: 'full', range: '10.77.0.100-10.77.0.200' },
   http: { port: 80 },
+  // Reads from the private side need no credentials here (ui.openReadOnly); changes still do.
+  ui: { port: 8080, openReadOnly: true },
   boot: {
     unknown: 'approve',
     namingPattern: 'HPC-NODE%03#',
