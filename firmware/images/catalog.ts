@@ -324,6 +324,7 @@ export class Catalog {
     if (!this.scanning) {
       this.scanning = this.doScan().finally(() => {
         this.scanning = undefined;
+        if (this.hashQueue.length && !this.hashing) void this.drainHashes();
       });
     }
     return this.scanning;
@@ -478,7 +479,9 @@ export class Catalog {
 
   private queueHash(id: string): void {
     if (!this.hashQueue.includes(id)) this.hashQueue.push(id);
-    if (!this.hashing) void this.drainHashes();
+    // Hashing waits for the scan to end: its reads would otherwise slow every header read
+    // of the scan (the catalog is listed, and the box ready, that much later).
+    if (!this.hashing && !this.scanning) void this.drainHashes();
   }
 
   /** WIM files are hashed one at a time in the background; the hash is kept while the file is unchanged. */
@@ -493,7 +496,11 @@ export class Catalog {
         try {
           const h = createHash('sha256');
           for (const f of files) {
-            for await (const c of fs.createReadStream(f, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+            for await (const c of fs.createReadStream(f, { highWaterMark: 1 << 20 })) {
+              // close() ends the read at once (a command-line import would otherwise wait for the whole file)
+              if (this.stopped) return;
+              h.update(c as Buffer);
+            }
           }
           const digest = `sha256:${h.digest('hex')}`;
           // every catalog entry of the same file shares the hash

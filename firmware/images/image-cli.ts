@@ -25,7 +25,7 @@ import {
 } from './catalog.ts';
 import { importRawImage } from './chunked/importer.ts';
 import { imageReaders, writeBundleInfo } from './readers.ts';
-import { storageError } from './uploads.ts';
+import { makeDirs, storageError } from './uploads.ts';
 import { readWimInfo } from './wim/reader.ts';
 
 export const PID_FILE = 'bootbox.pid';
@@ -169,11 +169,26 @@ async function importImage(
     if (!st.isFile() && !st.isBlockDevice())
       throw new BootboxError('INVALID_REQUEST', `image import: ${cmd.file} is not a file`);
   }
-  try {
-    fs.mkdirSync(destDir, { recursive: true });
-  } catch (e) {
-    throw storageError(e, `creating ${destDir}`);
-  }
+  // The group's directory is made only once the image is known good, and removed again
+  // (when it is still empty) if the import fails: a refused import leaves nothing behind.
+  const made: string[] = [];
+  const makeDest = async () => {
+    for (let d = destDir; d !== imagesDir && !fs.existsSync(d); d = path.dirname(d)) made.unshift(d);
+    try {
+      await makeDirs(destDir);
+    } catch (e) {
+      throw storageError(e, `creating ${destDir}`);
+    }
+  };
+  const unmakeDest = () => {
+    for (const d of [...made].reverse()) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        return; // not empty (another import meanwhile): leave it
+      }
+    }
+  };
   const taken = takenNames(config, kind, group);
   let placed: string;
   if (isWim) {
@@ -192,6 +207,7 @@ async function importImage(
     }
     placed = path.join(destDir, path.basename(cmd.file));
     if (fs.existsSync(placed)) throw new BootboxError('CONFLICT', `image import: ${placed} already exists`);
+    await makeDest();
     const tmp = path.join(destDir, `.${path.basename(cmd.file)}.partial-${randomBytes(4).toString('hex')}`);
     try {
       await pipeline(fs.createReadStream(cmd.file), fs.createWriteStream(tmp, { flags: 'wx' }));
@@ -201,6 +217,7 @@ async function importImage(
       fs.renameSync(tmp, placed);
     } catch (e) {
       fs.rmSync(tmp, { force: true });
+      unmakeDest();
       throw storageError(e, `copying ${cmd.file} into ${destDir}`);
     }
   } else {
@@ -208,6 +225,7 @@ async function importImage(
     if (taken.has(name.toLowerCase()))
       throw new BootboxError('CONFLICT', `image import: group "${group}" already has an image named "${name}"`);
     let last = 0;
+    await makeDest();
     const r = await importRawImage(cmd.file === '-' ? process.stdin : cmd.file, destDir, {
       name,
       onProgress: (n) => {
@@ -216,6 +234,9 @@ async function importImage(
           process.stderr.write(`image import: ${(n / 2 ** 20).toFixed(0)} MiB read\n`);
         }
       },
+    }).catch((e: unknown) => {
+      unmakeDest();
+      throw e;
     });
     await writeBundleInfo(r.dir, {
       ...(cmd.description !== undefined ? { description: cmd.description } : {}),

@@ -215,7 +215,7 @@ export class Uploads {
       by,
     };
     try {
-      await fs.promises.mkdir(this.dir, { recursive: true });
+      await makeDirs(this.dir);
       await fs.promises.writeFile(this.partFile(rec.id), '');
       await this.saveRecord(rec);
     } catch (e) {
@@ -325,7 +325,7 @@ export class Uploads {
         }
       }
       const dest = this.destination(u.kind, u.group, u.filename, u.format, u.name);
-      await fs.promises.mkdir(path.dirname(dest), { recursive: true });
+      await makeDirs(path.dirname(dest));
       if (u.format === 'wim') {
         const names = await this.o.wimNames(part);
         for (const n of names) this.o.catalog.assertNameFree(u.kind, u.group, n);
@@ -432,6 +432,25 @@ export class Uploads {
     for (const f of [this.partFile(id), path.join(this.dir, `${id}.json`), path.join(this.dir, `${id}.json.tmp`)]) {
       await fs.promises.rm(f, { force: true }).catch(() => {});
     }
+  }
+}
+
+/**
+ * `mkdir -p` that reports the real failure. Node's recursive mkdir answers ENOENT when the
+ * directory could not be made for another reason (EROFS on a read-only volume: it reports
+ * the error of the stat it does after the failed mkdir), which would hide the cause.
+ */
+export async function makeDirs(dir: string): Promise<void> {
+  try {
+    await fs.promises.mkdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && (await fs.promises.stat(dir)).isDirectory()) return;
+    if (code !== 'ENOENT' || path.dirname(dir) === dir) throw e;
+    await makeDirs(path.dirname(dir));
+    await fs.promises.mkdir(dir).catch((e2: NodeJS.ErrnoException) => {
+      if (e2.code !== 'EEXIST') throw e2;
+    });
   }
 }
 

@@ -11,6 +11,9 @@ const SECTIONS: Record<string, () => Promise<{ run(): Promise<Section[]> }>> = {
   tftp: () => import('./tftp.ts'),
   'image-import': () => import('./image-import.ts'),
   'http-images': () => import('./http-images.ts'),
+  catalog: () => import('./catalog.ts'),
+  mqtt: () => import('./mqtt.ts'),
+  ui: () => import('./ui.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
