@@ -63,7 +63,8 @@ export async function boxLab(): Promise<BoxLab> {
     },
     async stop() {
       const p = lab.proc;
-      if (!p || p.exitCode !== null) return p?.exitCode ?? null;
+      // a box already ended (by its own exit or by a signal) has nothing left to stop
+      if (!p || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null;
       const exited = new Promise<number | null>((r) => p.once('exit', r));
       p.kill('SIGTERM');
       return exited;
