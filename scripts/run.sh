@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-system.sh run
 bash scripts/setup-node.sh
+node_modules/.bin/node web-ui/build.ts
 config="${BOOTBOX_CONFIG:-/etc/bootbox/config.json}"
 if [ -f "$config" ]; then
   exec node_modules/.bin/node firmware/main.ts serve --config "$config" "$@"

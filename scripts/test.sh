@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start, command 2: install what is needed and run the whole test suite:
 # typecheck, lint, unit and integration tests, lab tests in network namespaces with
-# the real peers, the build of both binaries, and the QEMU end-to-end tests.
+# the real peers, the build of both binaries, the QEMU end-to-end tests, and the web UI
+# (built, then driven in headless Chromium against a real box).
 # Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,12 +30,15 @@ ava_run() { # label, ava args...
   echo "   $label: $p passed, $f failed"
   passed=$((passed + p)); failed=$((failed + f))
 }
+step build-ui node_modules/.bin/node web-ui/build.ts
 step typecheck node_modules/.bin/tsc -p tsconfig.json
+step typecheck-ui node_modules/.bin/tsc -p web-ui/tsconfig.json
 step lint node_modules/.bin/biome check .
 ava_run unit test/unit test/integration
 ava_run lab --serial test/lab
 ava_run build --serial test/build
 if [ -d test/e2e ] && ls test/e2e/*.test.ts >/dev/null 2>&1; then ava_run e2e --serial test/e2e; fi
+ava_run ui --serial test/ui
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
