@@ -152,7 +152,16 @@ export function labRunDir(name: string): string {
   return `/run/bootbox-lab/${name}`;
 }
 
-export type NodeFirmware = 'bios' | 'uefi' | 'uefi-pxe';
+/**
+ * - `bios`: SeaBIOS with the e1000 iPXE ROM;
+ * - `uefi`: OVMF with the e1000 iPXE EFI ROM;
+ * - `uefi-pxe`: OVMF's own PXE client (virtio-net, no option ROM);
+ * - `uefi-sb`: OVMF with Secure Boot enforced (Microsoft's keys enrolled) and its own PXE
+ *   client (an unsigned iPXE ROM would not be run);
+ * - `arm64`: an ARM64 UEFI node (qemu-system-aarch64 `virt`, AAVMF and its own PXE client).
+ */
+export type NodeFirmware = 'bios' | 'uefi' | 'uefi-pxe' | 'uefi-sb' | 'arm64';
+export const NODE_FIRMWARES: readonly NodeFirmware[] = ['bios', 'uefi', 'uefi-pxe', 'uefi-sb', 'arm64'];
 
 export interface NodeOptions {
   lab: string;
@@ -173,23 +182,55 @@ export function nodeMac(nodeName: string): string {
 
 const OVMF_CODE = ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_CODE.fd'];
 const OVMF_VARS = ['/usr/share/OVMF/OVMF_VARS_4M.fd', '/usr/share/OVMF/OVMF_VARS.fd'];
+/** Debian's ovmf: the Secure Boot build (needs SMM) and variables with Microsoft's keys enrolled, Secure Boot on. */
+const OVMF_SB_CODE = ['/usr/share/OVMF/OVMF_CODE_4M.secboot.fd'];
+const OVMF_SB_VARS = ['/usr/share/OVMF/OVMF_VARS_4M.ms.fd'];
+/** Debian's qemu-efi-aarch64. */
+const AAVMF_CODE = ['/usr/share/AAVMF/AAVMF_CODE.fd'];
+const AAVMF_VARS = ['/usr/share/AAVMF/AAVMF_VARS.fd'];
+
+/** The QEMU system emulator a node of this firmware runs in. */
+export function qemuBinary(firmware: NodeFirmware): string {
+  return firmware === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
+}
+
+/** UEFI flash images: the read-only code and the variables template a node gets a copy of. */
+function uefiFlash(firmware: NodeFirmware): { code: string; vars: string } {
+  const [codes, varss, pkg] =
+    firmware === 'arm64'
+      ? [AAVMF_CODE, AAVMF_VARS, 'qemu-efi-aarch64']
+      : firmware === 'uefi-sb'
+        ? [OVMF_SB_CODE, OVMF_SB_VARS, 'ovmf']
+        : [OVMF_CODE, OVMF_VARS, 'ovmf'];
+  const code = codes.find((f) => existsSync(f));
+  const vars = varss.find((f) => existsSync(f));
+  if (!code || !vars) {
+    throw new BootboxError('LAB_FAILED', `${firmware} nodes need ${codes[0]} and ${varss[0]} (apt-get install ${pkg})`);
+  }
+  return { code, vars };
+}
 
 /** The QEMU command line for a diskless (or small-disk) PXE node on a tap port. */
 export function qemuArgs(o: NodeOptions & { tap: string; workDir: string }): string[] {
   const mac = o.mac ?? nodeMac(o.nodeName);
+  const machine =
+    o.firmware === 'arm64'
+      ? ['-machine', 'virt', '-cpu', 'cortex-a57']
+      : o.firmware === 'uefi-sb'
+        ? // Secure Boot OVMF keeps its variables safe in SMM: the flash is SMM-only.
+          ['-machine', 'q35,smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on']
+        : ['-machine', 'q35'];
   const args = [
     '-accel',
     'tcg',
-    '-machine',
-    'q35',
+    ...machine,
     '-m',
     String(o.memory ?? 512),
     '-nodefaults',
     '-no-user-config',
     '-display',
     'none',
-    '-vga',
-    'none',
+    ...(o.firmware === 'arm64' ? [] : ['-vga', 'none']),
     '-no-reboot',
     '-netdev',
     `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
@@ -198,7 +239,7 @@ export function qemuArgs(o: NodeOptions & { tap: string; workDir: string }): str
     '-serial',
     o.serialFile ? `file:${o.serialFile}` : 'stdio',
   ];
-  if (o.firmware === 'uefi-pxe') {
+  if (o.firmware === 'uefi-pxe' || o.firmware === 'uefi-sb' || o.firmware === 'arm64') {
     // edk2's own PXE client: a NIC without an iPXE option ROM.
     args.push('-device', `virtio-net-pci,netdev=n0,mac=${mac},romfile=,bootindex=1`);
   } else {
@@ -211,15 +252,17 @@ export function qemuArgs(o: NodeOptions & { tap: string; workDir: string }): str
     args.push('-fw_cfg', `name=etc/sercon-port,file=${sercon}`);
     args.push('-boot', 'order=nc,strict=on');
   } else {
-    const code = OVMF_CODE.find((f) => existsSync(f));
-    const varsSrc = OVMF_VARS.find((f) => existsSync(f));
-    if (!code || !varsSrc) throw new BootboxError('LAB_FAILED', 'UEFI nodes need OVMF (apt-get install ovmf)');
-    const vars = path.join(o.workDir, 'OVMF_VARS.fd');
-    copyFileSync(varsSrc, vars);
-    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${code}`);
+    const flash = uefiFlash(o.firmware);
+    const vars = path.join(o.workDir, 'VARS.fd');
+    copyFileSync(flash.vars, vars);
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${flash.code}`);
     args.push('-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
   }
-  if (o.disk) args.push('-drive', `file=${o.disk},format=raw,if=none,id=d0`, '-device', 'ide-hd,drive=d0,bootindex=2');
+  if (o.disk) {
+    // The arm64 virt machine has no IDE.
+    const dev = o.firmware === 'arm64' ? 'virtio-blk-pci' : 'ide-hd';
+    args.push('-drive', `file=${o.disk},format=raw,if=none,id=d0`, '-device', `${dev},drive=d0,bootindex=2`);
+  }
   return args;
 }
 
@@ -240,7 +283,7 @@ export async function labNode(o: NodeOptions): Promise<number> {
   mkdirSync(runDir, { recursive: true });
   const pidFile = path.join(runDir, `${o.nodeName}.pid`);
   try {
-    const args = ['netns', 'exec', n.netns, 'qemu-system-x86_64', ...qemuArgs({ ...o, tap, workDir })];
+    const args = ['netns', 'exec', n.netns, qemuBinary(o.firmware), ...qemuArgs({ ...o, tap, workDir })];
     const child = spawn('ip', args, { stdio: ['ignore', 'inherit', 'inherit'] });
     if (child.pid) writeFileSync(pidFile, String(child.pid));
     const stop = () => child.kill('SIGTERM');

@@ -19,6 +19,7 @@ import { imageRoutes } from './api/images-routes.ts';
 import { machineRoutes } from './api/machines-routes.ts';
 import { ApiServer, errorBody } from './api/server.ts';
 import { leafKeys, readSettingsOverlay, settingsRoutes, withOverlay } from './api/settings-routes.ts';
+import { unattendRoutes } from './api/unattend-routes.ts';
 import { buildApp, type Service } from './app.ts';
 import { type Command, FLAG_OF_KEY, parseCommand } from './cli/args.ts';
 import { resolveConfig } from './config/load.ts';
@@ -160,6 +161,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     boot: config.boot,
     serverAddr: priv.ipv4,
     httpPort: config.http.port,
+    tftpPort: config.tftp.port,
     boxName: boxId,
     registry,
     events: bus,
@@ -219,6 +221,8 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     maxTransfers: config.tftp.maxTransfers,
     maxPerClient: config.tftp.maxPerClient,
     busyPollUs: config.tftp.busyPollUs,
+    // GRUB's grub.cfg files (its bootstrap and each machine's own) come from the boot service.
+    generated: (name) => boot.tftpFile(name),
     clock: systemClock,
     log: log.child('tftp'),
   });
@@ -419,6 +423,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
             }),
         ),
         ...imageRoutes(images.catalog, images.uploads),
+        ...unattendRoutes(unattend, images.catalog),
         ...settingsRoutes({
           file: settingsFile,
           base: baseConfig,

@@ -11,7 +11,7 @@ if ! command -v npm >/dev/null 2>&1; then run_pkgs+=(nodejs npm); fi
 test_pkgs=(isc-dhcp-client kea-admin dnsmasq-base isc-dhcp-server isc-dhcp-relay
   tftp-hpa atftp atftpd curl udpcast mosquitto mosquitto-clients openssl chromium
   wimtools exfatprogs ntfs-3g exfat-fuse fuse3 mount qemu-user-static g++-aarch64-linux-gnu
-  nginx-light xz-utils file zstd)
+  nginx-light xz-utils file zstd qemu-system-arm qemu-efi-aarch64)
 
 pkgs=("${run_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
@@ -30,21 +30,42 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# ARM64 nodes boot Debian's signed GRUB netboot image (Debian has no arm64 iPXE). Fetch the
-# arm64 package without adding the architecture to this machine, and keep only that file
-# where the box looks for it.
-grub=/usr/lib/bootbox/grubnetaa64.efi
-if [ ! -s "$grub" ]; then
-  echo "setup: fetching grub-efi-arm64-signed (arm64 first stage)"
+# First stages that come from Debian packages the box does not install: fetch the package
+# (for another architecture without adding it to this machine), keep only the one file
+# where the box looks for it (firmware/images/boot-tree.ts).
+#   ARM64 nodes: Debian's signed GRUB netboot image (Debian has no arm64 iPXE).
+#   x64 Secure Boot: Microsoft-signed shim and Debian's signed GRUB netboot image, which the
+#   box serves as grubx64.efi (the name shim loads).
+host_arch=$(dpkg --print-architecture)
+updated= # foreign architectures whose lists this run has updated
+fetch_first_stage() { # arch package file-in-package destination
+  local arch=$1 pkg=$2 file=$3 dest=$4
+  [ -s "$dest" ] && return 0
+  echo "setup: fetching $pkg ($arch) for $(basename "$dest")"
+  local work o=(-qq)
   work=$(mktemp -d); chmod 755 "$work"
-  lists=/var/cache/bootbox/arm64lists
-  mkdir -p "$lists/partial" /usr/lib/bootbox
-  o=(-oAPT::Architecture=arm64 -oAPT::Architectures=arm64 "-oDir::State::Lists=$lists" -qq)
-  if apt-get "${o[@]}" update && (cd "$work" && apt-get "${o[@]}" download grub-efi-arm64-signed); then
-    dpkg-deb -x "$work"/grub-efi-arm64-signed_*.deb "$work/x"
-    cp "$work/x/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed" "$grub"
+  mkdir -p /usr/lib/bootbox
+  if [ "$arch" != "$host_arch" ]; then
+    local lists=/var/cache/bootbox/${arch}lists
+    mkdir -p "$lists/partial"
+    # Own lists, and no package cache files: the host's apt state stays as it was.
+    o+=("-oAPT::Architecture=$arch" "-oAPT::Architectures=$arch" "-oDir::State::Lists=$lists"
+      -oDir::Cache::pkgcache= -oDir::Cache::srcpkgcache=)
+    case " $updated " in
+    *" $arch "*) ;;
+    *) apt-get "${o[@]}" update && touch "$lists/.bootbox-updated" && updated="$updated $arch" ;;
+    esac
+  fi
+  if (cd "$work" && apt-get "${o[@]}" -oAPT::Sandbox::User=root download "$pkg") &&
+    dpkg-deb -x "$work/$(cd "$work" && ls "${pkg}"_*.deb | head -1)" "$work/x" && [ -s "$work/x/$file" ]; then
+    cp "$work/x/$file" "$dest.tmp" && mv "$dest.tmp" "$dest"
   else
-    echo "setup: could not fetch grub-efi-arm64-signed; ARM64 nodes will get no first stage" >&2
+    echo "setup: could not fetch $pkg ($arch); $(basename "$dest") will be missing from the boot tree" >&2
   fi
   rm -rf "$work"
-fi
+}
+fetch_first_stage arm64 grub-efi-arm64-signed usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed \
+  /usr/lib/bootbox/grubnetaa64.efi
+fetch_first_stage amd64 shim-signed usr/lib/shim/shimx64.efi.signed /usr/lib/bootbox/shimx64.efi
+fetch_first_stage amd64 grub-efi-amd64-signed usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed \
+  /usr/lib/bootbox/grubnetx64.efi

@@ -1,6 +1,6 @@
 /** `/api/v1/machines…` routes (CONTRACT.md): list, get with timeline, approve, reject, reimage. */
 import { BootboxError } from '../core/errors.ts';
-import type { Machine } from '../domain/machine.ts';
+import { type Machine, UEFI_X86_FIRST_STAGES, type UefiX86FirstStage } from '../domain/machine.ts';
 import type { MachineRegistry } from '../services/machines.ts';
 import { errorBody, fromError, type Route, type RouteResult } from './server.ts';
 import type { Schema } from './validate.ts';
@@ -13,7 +13,7 @@ const MACHINE_PATCH: Schema = {
     name: { type: 'string', minLength: 1, maxLength: 64 },
     image: { type: ['string', 'null'], maxLength: 128 },
     group: { type: ['string', 'null'], pattern: '^[A-Za-z0-9._-]{1,64}$' },
-    firstStage: { type: ['string', 'null'], enum: ['ipxe.efi', 'snponly.efi', null] },
+    firstStage: { type: ['string', 'null'], enum: [...UEFI_X86_FIRST_STAGES, null] },
   },
 };
 
@@ -108,10 +108,10 @@ export function machineRoutes(registry: MachineRegistry, images: () => string[],
               patch.group = v as string | null;
               break;
             case 'firstStage':
-              if (v !== null && v !== 'ipxe.efi' && v !== 'snponly.efi') {
-                return errorBody('INVALID_REQUEST', '"firstStage" must be "ipxe.efi", "snponly.efi" or null');
+              if (v !== null && !(UEFI_X86_FIRST_STAGES as readonly unknown[]).includes(v)) {
+                return errorBody('INVALID_REQUEST', '"firstStage" must be "ipxe.efi", "snponly.efi", "shim" or null');
               }
-              patch.firstStage = v as 'ipxe.efi' | 'snponly.efi' | null;
+              patch.firstStage = v as UefiX86FirstStage | null;
               break;
             default:
               return errorBody('INVALID_REQUEST', `unknown field "${k}"`);

@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 import { BootboxError } from '../core/errors.ts';
 import { type ImageCommand, parseImageCommand } from './image-args.ts';
 
-export type Firmware = 'bios' | 'uefi' | 'uefi-pxe';
+export type Firmware = 'bios' | 'uefi' | 'uefi-pxe' | 'uefi-sb' | 'arm64';
+const FIRMWARES: readonly Firmware[] = ['bios', 'uefi', 'uefi-pxe', 'uefi-sb', 'arm64'];
 
 export type Command =
   | { cmd: 'serve'; configFile?: string; lab: boolean; labName: string; overrides: Record<string, unknown> }
@@ -25,6 +26,7 @@ export type Command =
     }
   | ImageCommand
   | { cmd: 'selftest-raw'; iface: string }
+  | { cmd: 'selftest-sendfile' }
   | {
       cmd: 'agent';
       mqtt: string;
@@ -77,7 +79,7 @@ commands:
   lab up [--lab L] [--netns NS]
                             create the lab switch; prints the interface to serve on
   lab down [--lab L]        remove the lab and its virtual nodes
-  lab node [--firmware bios|uefi|uefi-pxe] [--name NODE] [--disk FILE]
+  lab node [--firmware bios|uefi|uefi-pxe|uefi-sb|arm64] [--name NODE] [--disk FILE]
                             start a QEMU node on the lab switch (serial console on stdout)
   image import FILE|- [--group G] [--kind boot|install] [--name N] [--arch A] [--os windows|linux]
                             add a WIM or a raw disk image (made chunked) to the image store
@@ -137,7 +139,8 @@ export function parseCommand(argv: string[]): Command {
       return parseAgent(rest);
     case 'selftest': {
       const { values, positionals } = parse(rest, { iface: { type: 'string' } });
-      if (positionals[0] !== 'raw') throw usageError('selftest knows only "raw"');
+      if (positionals[0] === 'sendfile') return { cmd: 'selftest-sendfile' };
+      if (positionals[0] !== 'raw') throw usageError('selftest knows only "raw" and "sendfile"');
       return { cmd: 'selftest-raw', iface: (values.iface as string | undefined) ?? 'lo' };
     }
     default:
@@ -201,8 +204,8 @@ function parseLab(args: string[]): Command {
       return { cmd: 'lab-down', name };
     case 'node': {
       const fw = (values.firmware as string | undefined) ?? 'bios';
-      if (fw !== 'bios' && fw !== 'uefi' && fw !== 'uefi-pxe') {
-        throw usageError(`--firmware: must be bios, uefi or uefi-pxe (got "${fw}")`);
+      if (!(FIRMWARES as readonly string[]).includes(fw)) {
+        throw usageError(`--firmware: must be ${FIRMWARES.join(', ')} (got "${fw}")`);
       }
       const memory = values.memory === undefined ? 512 : Number(values.memory);
       if (!Number.isInteger(memory) || memory < 128 || memory > 8192) {
@@ -216,7 +219,7 @@ function parseLab(args: string[]): Command {
         cmd: 'lab-node',
         name,
         nodeName,
-        firmware: fw,
+        firmware: fw as Firmware,
         disk: values.disk as string | undefined,
         mac: values.mac as string | undefined,
         memory,

@@ -4,6 +4,7 @@
  * offending key (or flag) and never guesses.
  */
 import { normalizeMac, parseCidr, parseIPv4, parseRange } from '../core/net.ts';
+import { UEFI_X86_FIRST_STAGES, type UefiX86FirstStage } from '../domain/machine.ts';
 
 export type DhcpMode = 'full' | 'proxy' | 'off' | 'auto';
 
@@ -93,7 +94,10 @@ export interface Config {
     unknown: 'approve' | 'auto' | 'ignore';
     /** WDS-style naming policy, e.g. HPC-NODE%03#. */
     namingPattern: string;
-    uefiX86: 'ipxe.efi' | 'snponly.efi';
+    /** UEFI x86 first stage: iPXE (`ipxe.efi`, `snponly.efi`) or the Secure Boot chain (`shim`). */
+    uefiX86: UefiX86FirstStage;
+    /** UEFI x86 first stage by NIC MAC prefix (`"52:54:00": "snponly.efi"`); the machine's own setting wins. */
+    firstStageByVendor: Record<string, UefiX86FirstStage>;
     /** Image per architecture (bios, uefi-x64, arm64-uefi, …). */
     defaultImage: Record<string, string>;
     /** Image per machine group. */
@@ -130,6 +134,7 @@ export function defaultConfig(): Config {
       unknown: 'approve',
       namingPattern: 'NODE%03#',
       uefiX86: 'ipxe.efi',
+      firstStageByVendor: {},
       defaultImage: {},
       groupImages: {},
       images: {},
@@ -240,6 +245,25 @@ const mqttSecret = (s: string) =>
     ? 'is not a valid scrypt$N$r$p$salt$hash password hash'
     : undefined;
 
+/** MAC prefix -> UEFI x86 first stage; prefixes are 3 to 5 octets (an OUI, or a vendor's smaller MA-M/MA-S block). */
+const vendorTable: Check = (v) => {
+  const e = record(
+    (k) =>
+      /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){2,4}$/.test(k)
+        ? undefined
+        : 'is not a MAC prefix of 3 to 5 octets like "52:54:00"',
+    oneOf(...UEFI_X86_FIRST_STAGES),
+  )(v);
+  if (e) return e;
+  const seen = new Map<string, string>();
+  for (const k of Object.keys(v as object)) {
+    const other = seen.get(k.toLowerCase());
+    if (other !== undefined) return `keys "${other}" and "${k}" are the same MAC prefix`;
+    seen.set(k.toLowerCase(), k);
+  }
+  return undefined;
+};
+
 const SCHEMA: ObjectSpec = {
   privateInterface: { check: ifname },
   uplinkInterface: { check: ifname },
@@ -332,7 +356,8 @@ const SCHEMA: ObjectSpec = {
     answer: { check: oneOf('all', 'known', 'none') },
     unknown: { check: oneOf('approve', 'auto', 'ignore') },
     namingPattern: { check: str() },
-    uefiX86: { check: oneOf('ipxe.efi', 'snponly.efi') },
+    uefiX86: { check: oneOf(...UEFI_X86_FIRST_STAGES) },
+    firstStageByVendor: { check: vendorTable },
     defaultImage: { check: record(archKey, str()) },
     groupImages: { check: record(nameKey, str()) },
     images: { check: record(nameKey, shape({ title: { check: str() } })) },

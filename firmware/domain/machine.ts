@@ -46,8 +46,14 @@ export const MACHINE_STATES = [
 ] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
 
-/** The per-machine override of the UEFI x86 first stage (each fails on some NICs). */
-export type UefiX86FirstStage = 'ipxe.efi' | 'snponly.efi';
+/**
+ * The UEFI x86 first stages (policy/first-stage.ts): iPXE with its own NIC drivers (`ipxe.efi`)
+ * or on the firmware's (`snponly.efi`), each failing on some NICs; or the Secure Boot chain
+ * (`shim`: Microsoft-signed shim, then Debian's signed GRUB).
+ */
+export const UEFI_X86_FIRST_STAGES = ['ipxe.efi', 'snponly.efi', 'shim'] as const;
+/** The per-machine override of the UEFI x86 first stage. */
+export type UefiX86FirstStage = (typeof UEFI_X86_FIRST_STAGES)[number];
 
 export type ReimageMode = 'next-boot' | 'wipe';
 

@@ -27,7 +27,7 @@
  * The planner is asked several times per boot (DISCOVER, REQUEST, port 4011): applying the
  * effects again is refused by the lifecycle (INVALID_STATE) and can be ignored.
  */
-import type { Machine, MachineArch, MachineEvent } from '../domain/machine.ts';
+import type { Machine, MachineArch, MachineEvent, UefiX86FirstStage } from '../domain/machine.ts';
 import { type FirstStage, firstStageFor } from './first-stage.ts';
 import type { DeployPlan, LocalPlan, MenuEntry, ScriptPlan } from './script-plan.ts';
 
@@ -56,8 +56,10 @@ export interface BootSettings {
   httpBase: string;
   /** The box's name, shown on the node's screen ("… on bootbox <boxName>"). */
   boxName: string;
-  /** UEFI x86 first stage unless the machine overrides it. */
-  uefiX86: 'ipxe.efi' | 'snponly.efi';
+  /** UEFI x86 first stage unless the machine or its NIC's vendor (firstStageByVendor) says otherwise. */
+  uefiX86: UefiX86FirstStage;
+  /** UEFI x86 first stage by MAC prefix (the NIC's OUI); see policy/first-stage.ts. */
+  firstStageByVendor?: Readonly<Record<string, UefiX86FirstStage>>;
   defaultImage: Partial<Record<MachineArch, string>>;
   groupImages: Record<string, string>;
   /** The image catalog: name → info. */
@@ -119,7 +121,7 @@ export function decideBoot(input: BootInput, s: BootSettings): BootDecision {
   if (input.phase === 'dhcp') {
     const stage = firstStageFor(
       { mac, arch, isIpxe: client.isIpxe, isHttpBoot: client.isHttpBoot },
-      { uefiX86: s.uefiX86, httpBase: s.httpBase },
+      { uefiX86: s.uefiX86, byVendor: s.firstStageByVendor, httpBase: s.httpBase },
       machine?.firstStageOverride ? { uefiX86: machine.firstStageOverride } : undefined,
     );
     if (!stage) return ignore(`no first stage for architecture ${arch}`);

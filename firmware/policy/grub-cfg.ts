@@ -2,12 +2,26 @@
  * Renders a ScriptPlan as a grub.cfg (pure), for the nodes that boot Debian's signed GRUB
  * netboot image instead of iPXE (ARM64 UEFI, and x64 Secure Boot through shim).
  *
+ * How GRUB finds its configuration: Debian's netboot images (grubnetx64.efi, grubnetaa64.efi)
+ * are built with the prefix `/grub` on the device they were loaded from, `(tftp,<server>)`:
+ * their embedded config sources `$prefix/<platform>/grub.cfg` if it exists, else
+ * `$prefix/grub.cfg`. So the box serves `grub/grub.cfg` (renderGrubBootstrap), which hands
+ * over to the machine's own `<mac>.grub.cfg`.
+ *
+ * Those images have TFTP but no HTTP client (GRUB 2.06-13: `disk 'http,…' not found`), so
+ * the box's own files go over TFTP: with `bootTree` in the context, a plan URL into the
+ * boot tree as HTTP serves it (`http://10.77.0.1:8081/boot/deploy/vmlinuz`) is rendered as
+ * the same file over TFTP (`(tftp,10.77.0.1)/deploy/vmlinuz`). Other URLs stay as they are.
+ *
  * Values follow policy/script-values.ts, and every interpolated one is also single-quoted
  * (GRUB expands nothing inside '…'). URLs become GRUB device paths:
  * `http://10.77.0.1/boot/x` → `(http,10.77.0.1)/boot/x`, `tftp://…` → `(tftp,…)/…`.
- * Upstream GRUB's http driver always connects to port 80 and its device names carry no
- * port, so a URL with another port is refused (UNSAFE_SCRIPT_VALUE) rather than rendered
+ * GRUB's http and tftp drivers always connect to ports 80 and 69 and its device names carry
+ * no port, so a URL with another port is refused (UNSAFE_SCRIPT_VALUE) rather than rendered
  * into a path that would fetch from the wrong place.
+ *
+ * Secure Boot: under shim, GRUB's `linux` has shim verify the kernel (Debian's signed
+ * kernels pass: shim carries Debian's CA); initrds are not verified.
  *
  * Local boot: GRUB's `exit` hands control back to the firmware but (upstream, minicmd.c)
  * takes no status and returns EFI_SUCCESS, which some firmware answers with its setup
@@ -33,7 +47,16 @@ import {
 } from './script-plan.ts';
 import { count, grubQuote, menuKey, text, token } from './script-values.ts';
 
-export function renderGrubCfg(plan: ScriptPlan, ctx: RenderContext): string | BootboxError {
+/** The render context of a grub.cfg. */
+export interface GrubRenderContext extends RenderContext {
+  /**
+   * The boot tree as the HTTP boot server serves it (`http://10.77.0.1:8081/boot/`) and as
+   * TFTP serves it (`tftp://10.77.0.1/`): plan URLs under the first are fetched from the second.
+   */
+  bootTree?: { http: string; tftp: string };
+}
+
+export function renderGrubCfg(plan: ScriptPlan, ctx: GrubRenderContext): string | BootboxError {
   try {
     const lines = [`# bootbox: ${plan.kind} for ${token(plan.mac, 'MAC')}`, ...body(plan, ctx)];
     return `${lines.join('\n')}\n`;
@@ -44,13 +67,13 @@ export function renderGrubCfg(plan: ScriptPlan, ctx: RenderContext): string | Bo
 }
 
 /**
- * The grub.cfg that GRUB's netboot image reads from its prefix: it hands over to the
- * machine's own configuration, `<httpBase>/boot/<mac>.grub.cfg` (GRUB sets
+ * The grub.cfg that GRUB's netboot image reads from its prefix (`grub/grub.cfg` over TFTP):
+ * it hands over to the machine's own configuration, `<tftpBase>/<mac>.grub.cfg` (GRUB sets
  * `net_default_mac` to the booting NIC's MAC, lower case with colons).
  */
-export function renderGrubBootstrap(httpBase: string): string | BootboxError {
+export function renderGrubBootstrap(tftpBase: string): string | BootboxError {
   try {
-    const base = grubPath(`${httpBase.replace(/\/+$/, '')}/boot/`);
+    const base = grubPath(`${tftpBase.replace(/\/+$/, '')}/`);
     return `# bootbox: hand over to this machine's own configuration\nconfigfile ${grubQuote(base)}\${net_default_mac}'.grub.cfg'\n`;
   } catch (e) {
     if (e instanceof BootboxError) return e;
@@ -58,19 +81,31 @@ export function renderGrubBootstrap(httpBase: string): string | BootboxError {
   }
 }
 
-function body(plan: ScriptPlan, ctx: RenderContext): string[] {
+function body(plan: ScriptPlan, ctx: GrubRenderContext): string[] {
   switch (plan.kind) {
     case 'local':
       return local(plan);
     case 'deploy':
-      return [...deploy(plan), ...failed(`could not start the deploy environment for ${plan.mac}`)];
+      return [...deploy(plan, ctx), ...failed(`could not start the deploy environment for ${plan.mac}`)];
     case 'wait':
       return wait(plan, ctx);
     case 'rejected':
       return rejected(plan);
     case 'menu':
-      return menu(plan);
+      return menu(plan, ctx);
   }
+}
+
+/** A URL into the box's boot tree over HTTP becomes the same file over TFTP (see the module comment). */
+function fetchUrl(url: string, ctx: GrubRenderContext): string {
+  const tree = ctx.bootTree;
+  if (!tree) return url;
+  const http = tree.http.endsWith('/') ? tree.http : `${tree.http}/`;
+  if (!url.startsWith(http)) return url;
+  const rest = url.slice(http.length);
+  // The same boot-tree path rules as the file servers: no query, no `..`.
+  if (/[?#]/.test(rest) || rest.split('/').includes('..')) return url;
+  return `${tree.tftp.replace(/\/+$/, '')}/${rest}`;
 }
 
 function echo(message: string): string {
@@ -89,9 +124,9 @@ function local(plan: LocalPlan): string[] {
   ];
 }
 
-function deploy(plan: DeployPlan): string[] {
-  const kernel = grubQuote(grubPath(plan.kernelUrl));
-  const initrd = grubQuote(grubPath(plan.initrdUrl));
+function deploy(plan: DeployPlan, ctx: GrubRenderContext): string[] {
+  const kernel = grubQuote(grubPath(fetchUrl(plan.kernelUrl, ctx)));
+  const initrd = grubQuote(grubPath(fetchUrl(plan.initrdUrl, ctx)));
   const params = plan.params.map((p) => grubQuote(token(p, 'kernel parameter')));
   return [echo(plan.message), ['linux', kernel, ...params].join(' '), `initrd ${initrd}`, 'boot'];
 }
@@ -130,7 +165,7 @@ function rejected(plan: RejectedPlan): string[] {
   return [echo(plan.message), `sleep ${delay}`, 'exit 1'];
 }
 
-function menu(plan: MenuPlan): string[] {
+function menu(plan: MenuPlan, ctx: GrubRenderContext): string[] {
   const keys = plan.entries.map((e) => menuKey(e.key));
   if (new Set(keys).size !== keys.length) {
     throw new BootboxError('UNSAFE_SCRIPT_VALUE', `menu keys must be unique (got ${keys.join(', ')})`);
@@ -147,7 +182,7 @@ function menu(plan: MenuPlan): string[] {
   for (const e of plan.entries) {
     const inner =
       e.plan.kind === 'deploy'
-        ? [...deploy(e.plan), ...failed(`could not start the deploy environment for ${plan.mac}`)]
+        ? [...deploy(e.plan, ctx), ...failed(`could not start the deploy environment for ${plan.mac}`)]
         : local(e.plan);
     out.push(`menuentry ${grubQuote(text(e.label))} --id ${grubQuote(menuKey(e.key))} {`);
     for (const line of inner) out.push(`  ${line}`);

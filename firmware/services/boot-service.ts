@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import { BootboxError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { formatIPv4, parseIPv4 } from '../core/net.ts';
+import { formatIPv4, normalizeMac, parseIPv4 } from '../core/net.ts';
 import type { Machine, MachineArch, MachineEvent } from '../domain/machine.ts';
 import {
   type BootDecision,
@@ -48,6 +48,8 @@ export interface BootServiceOptions {
   boot: Config['boot'];
   serverAddr: string;
   httpPort: number;
+  /** The TFTP server's port (default 69); GRUB reaches only 69. */
+  tftpPort?: number;
   boxName: string;
   registry: MachineRegistry;
   events: BootEventSink;
@@ -59,10 +61,16 @@ export interface BootServiceOptions {
 
 const DHCP_DISCOVER = 1;
 
+/** TFTP names of the files GRUB asks for: its prefix's grub.cfg, and a machine's own (with a wait poll's attempt). */
+const GRUB_BOOTSTRAP = 'grub/grub.cfg';
+const GRUB_MACHINE = /^([0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5})\.grub\.cfg(?:\?attempt=(\d{1,5}))?$/;
+
 export class BootService implements BootPlanner {
   private readonly o: BootServiceOptions;
   private readonly settings: BootSettings;
   private readonly nextServer: number;
+  /** The boot tree over TFTP, e.g. tftp://10.77.0.1 (GRUB fetches the box's files this way). */
+  private readonly tftpBase: string;
   /** Per-deploy tokens: the deploy environment echoes its token when it reports. */
   private readonly tokens = new Map<string, string>();
 
@@ -70,6 +78,8 @@ export class BootService implements BootPlanner {
     this.o = o;
     const httpBase = o.httpPort === 80 ? `http://${o.serverAddr}` : `http://${o.serverAddr}:${o.httpPort}`;
     this.nextServer = parseIPv4(o.serverAddr)!;
+    const tftpPort = o.tftpPort ?? 69;
+    this.tftpBase = tftpPort === 69 ? `tftp://${o.serverAddr}` : `tftp://${o.serverAddr}:${tftpPort}`;
     const b = o.boot;
     this.settings = {
       answer: b.answer,
@@ -77,6 +87,7 @@ export class BootService implements BootPlanner {
       httpBase,
       boxName: o.boxName,
       uefiX86: b.uefiX86,
+      firstStageByVendor: b.firstStageByVendor,
       defaultImage: b.defaultImage as BootSettings['defaultImage'],
       groupImages: b.groupImages,
       images: b.images,
@@ -179,7 +190,13 @@ export class BootService implements BootPlanner {
     }
     this.applyEffects({ mac, arch: 'unknown', firmware: 'unknown' }, decision);
     const plan = this.withToken(decision.plan);
-    const rendered = kind === 'ipxe' ? renderIpxeScript(plan, { selfUrl }) : renderGrubCfg(plan, { selfUrl });
+    const rendered =
+      kind === 'ipxe'
+        ? renderIpxeScript(plan, { selfUrl })
+        : renderGrubCfg(plan, {
+            selfUrl,
+            bootTree: { http: `${this.settings.httpBase}/boot/`, tftp: `${this.tftpBase}/` },
+          });
     if (rendered instanceof BootboxError) {
       this.o.log.error(`cannot render the ${kind} script for ${mac}: ${rendered.message}`);
       return { status: 500, body: kind === 'ipxe' ? '#!ipxe\necho bootbox: script error\nexit 1\n' : 'exit\n' };
@@ -252,12 +269,37 @@ export class BootService implements BootPlanner {
       resolveFile,
       ipxeScript: (mac, attempt, self) => this.script(mac, attempt, self, 'ipxe'),
       grubCfg: (mac, attempt, self) => this.script(mac, attempt, self, 'grub'),
-      grubBootstrap: () => {
-        const r = renderGrubBootstrap(this.settings.httpBase);
-        return r instanceof BootboxError ? { status: 500, body: 'exit\n' } : { status: 200, body: r };
-      },
+      grubBootstrap: () => this.grubBootstrap(),
       report: (mac, body, peer) => this.report(mac, body, peer),
     };
+  }
+
+  private grubBootstrap(): ScriptAnswer {
+    const r = renderGrubBootstrap(this.tftpBase);
+    if (r instanceof BootboxError) {
+      this.o.log.error(`cannot render grub/grub.cfg: ${r.message}`);
+      return { status: 500, body: 'exit\n' };
+    }
+    return { status: 200, body: r };
+  }
+
+  // -- TFTP: the files GRUB asks for ----------------------------------------------------
+
+  /**
+   * The TFTP server's generated files (TftpServerOptions.generated): GRUB's `grub/grub.cfg`,
+   * which hands over to `<mac>.grub.cfg`, the machine's own script (the same answer as the
+   * HTTP `/boot/<mac>.grub.cfg`; a wait poll adds `?attempt=N`). Anything else is undefined:
+   * the boot tree answers.
+   */
+  tftpFile(filename: string): Buffer | undefined {
+    const name = filename.replace(/\\/g, '/').replace(/^\/+/, '');
+    if (name === GRUB_BOOTSTRAP) return Buffer.from(this.grubBootstrap().body);
+    const m = GRUB_MACHINE.exec(name);
+    if (!m) return undefined;
+    const mac = normalizeMac(m[1]!);
+    if (!mac) return undefined;
+    const attempt = Math.min(10_000, Math.max(1, Number(m[2] ?? 1)));
+    return Buffer.from(this.script(mac, attempt, `${this.tftpBase}/${mac}.grub.cfg`, 'grub').body);
   }
 
   // -- effects ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import {
   recordBoot,
   type StateChange,
   transition,
+  type UefiX86FirstStage,
 } from '../domain/machine.ts';
 import { type NamingPattern, nameKey, nextName, parseNamingPattern, validateManualName } from '../policy/naming.ts';
 import { JsonStore } from '../store/json-store.ts';
@@ -189,7 +190,7 @@ export class MachineRegistry {
       name?: string;
       image?: string | null;
       group?: string | null;
-      firstStage?: 'ipxe.efi' | 'snponly.efi' | null;
+      firstStage?: UefiX86FirstStage | null;
     },
   ): Machine | BootboxError {
     const m = this.byMac.get(mac);

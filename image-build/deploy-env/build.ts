@@ -2,12 +2,19 @@
  * The TEST deploy environment: a Debian kernel and a busybox initramfs that a netbooted
  * node runs to prove the boot path end to end (see init.sh for what it does).
  *
- *   node image-build/deploy-env/build.ts [--out DIR] [--force]
+ *   node image-build/deploy-env/build.ts [--arch amd64|arm64] [--out DIR] [--force]
  *
  * writes DIR/vmlinuz, DIR/initrd.img and DIR/deploy-env.json (default DIR:
- * .cache/deploy-env). ensureDeployEnv() does the same for tests and for bootbox.
+ * .cache/deploy-env, .cache/deploy-env-arm64 for arm64). ensureDeployEnv() does the same
+ * for tests and for bootbox.
  *
- *   apt-cache show linux-image-amd64 ─▶ its Depends: linux-image-<abi>-amd64 (= version)
+ * The kernel is Debian's signed one (linux-image-<abi>-<arch>, built from linux-signed-*):
+ * under Secure Boot, shim accepts it and the kernel accepts its own signed modules. arm64
+ * packages are fetched on any host without adding the architecture: apt runs with its own
+ * lists (ARM64_LISTS, which scripts/setup-system.sh fills too) and no package cache files.
+ * The arm64 busybox lists its applets under qemu-aarch64-static (qemu-user-static).
+ *
+ *   apt-cache show linux-image-<arch> ─▶ its Depends: linux-image-<abi>-<arch> (= version)
  *   apt-get download ─▶ .cache/deploy-env/debs/*.deb ─▶ dpkg-deb -x (a scratch dir, removed)
  *   vmlinuz ──copy──▶ DIR/vmlinuz
  *   busybox + applet symlinks, NIC modules and their dependencies (from .modinfo),
@@ -39,8 +46,28 @@ const here = import.meta.dirname;
 const root = path.resolve(here, '../..');
 export const DEFAULT_CACHE_DIR = path.join(root, '.cache/deploy-env');
 
-/** NIC drivers for the lab's QEMU NICs: `-device e1000` and `-device virtio-net-pci`. */
-export const NIC_MODULES = ['e1000', 'virtio_pci', 'virtio_net'];
+/** Debian architectures the deploy environment is built for. */
+export type DeployArch = 'amd64' | 'arm64';
+
+/** Where the outputs go unless told: one directory per architecture. */
+export function defaultDir(arch: DeployArch): string {
+  return arch === 'amd64' ? DEFAULT_CACHE_DIR : `${DEFAULT_CACHE_DIR}-${arch}`;
+}
+
+/**
+ * NIC drivers for the lab's QEMU NICs: `-device e1000` and `-device virtio-net-pci` on x86;
+ * virtio-net-pci on the arm64 `virt` machine.
+ */
+export const NIC_MODULES: Record<DeployArch, string[]> = {
+  amd64: ['e1000', 'virtio_pci', 'virtio_net'],
+  arm64: ['virtio_pci', 'virtio_net'],
+};
+
+/** apt's lists for arm64 packages on a host of another architecture (shared with scripts/setup-system.sh). */
+export const ARM64_LISTS = '/var/cache/bootbox/arm64lists';
+const LISTS_MAX_AGE_MS = 24 * 3600 * 1000;
+/** Touched after each update of ARM64_LISTS (here and by scripts/setup-system.sh). */
+const LISTS_STAMP = '.bootbox-updated';
 
 export interface DebPackage {
   name: string;
@@ -48,11 +75,12 @@ export interface DebPackage {
 }
 
 export interface DeployEnv {
+  arch: DeployArch;
   /** Absolute path of the kernel image. */
   kernel: string;
   /** Absolute path of the gzip'd newc initramfs. */
   initrd: string;
-  /** Kernel release ("6.1.0-56-amd64"). */
+  /** Kernel release ("6.1.0-56-amd64", "6.1.0-56-arm64"). */
   version: string;
   packages: { kernel: DebPackage; busybox: DebPackage };
   /** Modules in the initramfs, in load order. */
@@ -64,23 +92,25 @@ export interface DeployEnv {
 }
 
 export interface EnsureOptions {
-  /** Where vmlinuz, initrd.img and deploy-env.json go (default .cache/deploy-env). */
+  /** Debian architecture of the kernel and busybox (default amd64). */
+  arch?: DeployArch;
+  /** Where vmlinuz, initrd.img and deploy-env.json go (default defaultDir(arch)). */
   outDir?: string;
-  /** Where downloaded packages are kept (default .cache/deploy-env). */
+  /** Where downloaded packages are kept (default defaultDir(arch)). */
   cacheDir?: string;
   /** Rebuild even when up to date. */
   force?: boolean;
   log?: (line: string) => void;
 }
 
-type Stamp = Omit<DeployEnv, 'kernel' | 'initrd' | 'built'> & { schema: 1 };
+type Stamp = Omit<DeployEnv, 'kernel' | 'initrd' | 'built' | 'arch'> & { schema: 1; arch?: DeployArch };
 
 const STAMP = 'deploy-env.json';
 const pending = new Map<string, Promise<DeployEnv>>();
 
 /** Builds the deploy environment unless it is up to date; concurrent calls for one outDir share the work. */
 export function ensureDeployEnv(opts: EnsureOptions = {}): Promise<DeployEnv> {
-  const outDir = path.resolve(opts.outDir ?? DEFAULT_CACHE_DIR);
+  const outDir = path.resolve(opts.outDir ?? defaultDir(opts.arch ?? 'amd64'));
   let p = pending.get(outDir);
   if (!p) {
     p = ensure({ ...opts, outDir }).finally(() => pending.delete(outDir));
@@ -92,35 +122,38 @@ export function ensureDeployEnv(opts: EnsureOptions = {}): Promise<DeployEnv> {
 async function ensure(opts: EnsureOptions & { outDir: string }): Promise<DeployEnv> {
   const log = opts.log ?? (() => {});
   const { outDir } = opts;
-  const cacheDir = path.resolve(opts.cacheDir ?? DEFAULT_CACHE_DIR);
+  const arch = opts.arch ?? 'amd64';
+  const cacheDir = path.resolve(opts.cacheDir ?? defaultDir(arch));
   const kernel = path.join(outDir, 'vmlinuz');
   const initrd = path.join(outDir, 'initrd.img');
   const outputs = [kernel, initrd, path.join(outDir, STAMP)];
-  const stamp = readStamp(path.join(outDir, STAMP));
+  const stamp = readStamp(path.join(outDir, STAMP), arch);
   let pkgs: Awaited<ReturnType<typeof resolvePackages>>;
+  let apt: string[];
   try {
     requireTools('build the deploy environment', { 'apt-get': 'apt', 'apt-cache': 'apt', 'dpkg-deb': 'dpkg' });
-    pkgs = await resolvePackages();
+    apt = await aptOptions(arch, log);
+    pkgs = await resolvePackages(arch, apt);
   } catch (e) {
     // Without apt's lists an up-to-date build is still usable.
     if (opts.force || !stamp || !isFresh(stamp, stamp.packages.kernel, stamp.packages.busybox, outputs)) throw e;
     log(`deploy-env: ${(e as Error).message.split('\n')[0]}; using the existing build in ${rel(outDir)}`);
-    return { ...stampFields(stamp), kernel, initrd, built: false };
+    return { ...stampFields(stamp), arch, kernel, initrd, built: false };
   }
   const { kernel: kernelPkg, busybox: busyboxPkg } = pkgs;
   const release = kernelPkg.name.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
 
   if (!opts.force && stamp && isFresh(stamp, kernelPkg, busyboxPkg, outputs)) {
     log(`deploy-env: up to date (${release}, busybox ${busyboxPkg.version}) in ${rel(outDir)}`);
-    return { ...stampFields(stamp), kernel, initrd, built: false };
+    return { ...stampFields(stamp), arch, kernel, initrd, built: false };
   }
 
   const t0 = performance.now();
   const debsDir = path.join(cacheDir, 'debs');
   mkdirSync(debsDir, { recursive: true });
   mkdirSync(outDir, { recursive: true });
-  const kernelDeb = await debFile(kernelPkg, debsDir, log);
-  const busyboxDeb = await debFile(busyboxPkg, debsDir, log);
+  const kernelDeb = await debFile(kernelPkg, debsDir, apt, log);
+  const busyboxDeb = await debFile(busyboxPkg, debsDir, apt, log);
 
   const work = path.join(cacheDir, `work-${process.pid}`);
   rmSync(work, { recursive: true, force: true });
@@ -139,15 +172,11 @@ async function ensure(opts: EnsureOptions & { outDir: string }): Promise<DeployE
     }
     let mods: ReturnType<typeof moduleClosure>;
     try {
-      mods = moduleClosure(modDir, release, NIC_MODULES);
+      mods = moduleClosure(modDir, release, NIC_MODULES[arch]);
     } catch (e) {
       throw new BuildError(`${kernelPkg.name}: ${(e as Error).message}`);
     }
-    const applets = (
-      await run(path.join(broot, 'bin/busybox'), ['--list-full'], { what: 'list the busybox applets' })
-    ).stdout
-      .split('\n')
-      .filter(Boolean);
+    const applets = (await listApplets(path.join(broot, 'bin/busybox'), arch)).split('\n').filter(Boolean);
 
     const cpio = initramfs({ release, kernelPkg, busyboxPkg, broot, mods, applets });
     const gz = gzipSync(cpio, { level: 9 });
@@ -157,6 +186,7 @@ async function ensure(opts: EnsureOptions & { outDir: string }): Promise<DeployE
 
     const s: Stamp = {
       schema: 1,
+      arch,
       version: release,
       packages: { kernel: kernelPkg, busybox: busyboxPkg },
       modules: mods.map((m) => m.name),
@@ -168,7 +198,7 @@ async function ensure(opts: EnsureOptions & { outDir: string }): Promise<DeployE
       `deploy-env: built in ${secondsSince(t0)}: ${rel(kernel)} ${mib(s.size.kernel)}, ${rel(initrd)} ${mib(gz.length)} ` +
         `(cpio ${mib(cpio.length)}; ${applets.length} applets; modules ${s.modules.join(' ')})`,
     );
-    return { ...stampFields(s), kernel, initrd, built: true };
+    return { ...stampFields(s), arch, kernel, initrd, built: true };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -206,14 +236,67 @@ function initramfs(i: InitramfsInput): Buffer {
   return c.toBuffer();
 }
 
+/** Debian's architecture of this machine. */
+function hostArch(): DeployArch | string {
+  return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
+}
+
 /**
- * The versioned kernel package that linux-image-amd64 depends on now, and busybox-static,
+ * apt options for `arch`: none for the host's own; for another, its own lists (updated once
+ * if empty) and no package cache files, so the host's apt state stays as it was.
+ */
+async function aptOptions(arch: DeployArch, log: (l: string) => void): Promise<string[]> {
+  if (arch === hostArch()) return [];
+  if (arch !== 'arm64') throw new BuildError(`the deploy environment for ${arch} can be built on an ${arch} host only`);
+  const o = [
+    '-o',
+    'APT::Architecture=arm64',
+    '-o',
+    'APT::Architectures=arm64',
+    '-o',
+    `Dir::State::Lists=${ARM64_LISTS}`,
+    '-o',
+    'Dir::Cache::pkgcache=',
+    '-o',
+    'Dir::Cache::srcpkgcache=',
+  ];
+  // Lists older than a day may name package versions the mirror no longer has. apt dates the
+  // list files by the archive, not by the download: the stamp file says when they were fetched.
+  const stamp = path.join(ARM64_LISTS, LISTS_STAMP);
+  const fresh = (() => {
+    try {
+      return Date.now() - statSync(stamp).mtimeMs < LISTS_MAX_AGE_MS;
+    } catch {
+      return false;
+    }
+  })();
+  if (!fresh) {
+    log(`deploy-env: apt-get update (arm64 lists in ${ARM64_LISTS})`);
+    mkdirSync(path.join(ARM64_LISTS, 'partial'), { recursive: true });
+    await run('apt-get', ['-q', ...o, 'update'], { what: 'update the arm64 package lists' });
+    writeFileSync(stamp, '');
+  }
+  return o;
+}
+
+/** busybox --list-full; a foreign busybox runs under qemu-user (qemu-aarch64-static). */
+async function listApplets(busybox: string, arch: DeployArch): Promise<string> {
+  const what = 'list the busybox applets';
+  if (arch === hostArch()) return (await run(busybox, ['--list-full'], { what })).stdout;
+  const qemu = `qemu-${arch === 'arm64' ? 'aarch64' : 'x86_64'}-static`;
+  requireTools(`list the applets of the ${arch} busybox`, { [qemu]: 'qemu-user-static' });
+  return (await run(qemu, [busybox, '--list-full'], { what })).stdout;
+}
+
+/**
+ * The versioned kernel package that linux-image-<arch> depends on now, and busybox-static,
  * with the versions apt would install. One apt-cache call: without a pkgcache.bin (as on
  * these machines) each call spends ~0.7 s rebuilding its cache.
  */
-async function resolvePackages(): Promise<{ kernel: DebPackage; busybox: DebPackage }> {
-  const r = await run('apt-cache', ['show', '--no-all-versions', 'linux-image-amd64', 'busybox-static'], {
-    what: 'find the current Debian kernel and busybox-static',
+async function resolvePackages(arch: DeployArch, apt: string[]): Promise<{ kernel: DebPackage; busybox: DebPackage }> {
+  const meta = `linux-image-${arch}`;
+  const r = await run('apt-cache', [...apt, 'show', '--no-all-versions', meta, 'busybox-static'], {
+    what: `find the current Debian ${arch} kernel and busybox-static`,
   }).catch((e: Error) => {
     throw new BuildError(`${e.message}\n(is apt's package list there? run apt-get update)`);
   });
@@ -223,27 +306,27 @@ async function resolvePackages(): Promise<{ kernel: DebPackage; busybox: DebPack
     if (name && !records.has(name)) records.set(name, rec);
   }
   const field = (pkg: string, f: string) => new RegExp(`^${f}:\\s*(.+)$`, 'm').exec(records.get(pkg) ?? '')?.[1];
-  const dep = /(linux-image-\S+-amd64)(?:\s*\(=\s*([^)\s]+)\))?/.exec(field('linux-image-amd64', 'Depends') ?? '');
+  const dep = new RegExp(`(linux-image-\\S+-${arch})(?:\\s*\\(=\\s*([^)\\s]+)\\))?`).exec(field(meta, 'Depends') ?? '');
   const bbVersion = field('busybox-static', 'Version');
   if (!dep || !bbVersion)
     throw new BuildError(`apt-cache show gave no kernel dependency or busybox version:\n${r.stdout}`);
   return {
-    kernel: { name: dep[1], version: dep[2] ?? (await candidateVersion(dep[1])) },
+    kernel: { name: dep[1]!, version: dep[2] ?? (await candidateVersion(dep[1]!, apt)) },
     busybox: { name: 'busybox-static', version: bbVersion.trim() },
   };
 }
 
-async function candidateVersion(pkg: string): Promise<string> {
-  const r = await run('apt-cache', ['show', '--no-all-versions', pkg], { what: `find the version of ${pkg}` }).catch(
-    () => undefined,
-  );
+async function candidateVersion(pkg: string, apt: string[]): Promise<string> {
+  const r = await run('apt-cache', [...apt, 'show', '--no-all-versions', pkg], {
+    what: `find the version of ${pkg}`,
+  }).catch(() => undefined);
   const version = r && /^Version:\s*(\S+)/m.exec(r.stdout)?.[1];
   if (!version) throw new BuildError(`apt knows no package ${pkg}: run apt-get update`);
   return version;
 }
 
 /** The .deb for `pkg` in debsDir, downloaded with apt-get if missing; older versions are removed. */
-async function debFile(pkg: DebPackage, debsDir: string, log: (l: string) => void): Promise<string> {
+async function debFile(pkg: DebPackage, debsDir: string, apt: string[], log: (l: string) => void): Promise<string> {
   let found: string | undefined;
   for (const f of readdirSync(debsDir)) {
     if (!f.startsWith(`${pkg.name}_`) || !f.endsWith('.deb')) continue;
@@ -265,7 +348,7 @@ async function debFile(pkg: DebPackage, debsDir: string, log: (l: string) => voi
   mkdirSync(tmp);
   try {
     log(`deploy-env: apt-get download ${pkg.name}=${pkg.version}`);
-    await run('apt-get', ['-q', '-o', 'APT::Sandbox::User=root', 'download', `${pkg.name}=${pkg.version}`], {
+    await run('apt-get', ['-q', ...apt, '-o', 'APT::Sandbox::User=root', 'download', `${pkg.name}=${pkg.version}`], {
       cwd: tmp,
       what: `download ${pkg.name}`,
     });
@@ -279,10 +362,11 @@ async function debFile(pkg: DebPackage, debsDir: string, log: (l: string) => voi
   }
 }
 
-function readStamp(file: string): Stamp | undefined {
+function readStamp(file: string, arch: DeployArch): Stamp | undefined {
   try {
     const s = JSON.parse(readFileSync(file, 'utf8')) as Stamp;
-    return s.schema === 1 ? s : undefined;
+    // Stamps without an arch were written by amd64-only builds.
+    return s.schema === 1 && (s.arch ?? 'amd64') === arch ? s : undefined;
   } catch {
     return undefined;
   }
@@ -297,7 +381,7 @@ function isFresh(s: Stamp, k: DebPackage, b: DebPackage, outputs: string[]): boo
   return outputs.every((o) => exists(o) && statSync(o).mtimeMs > newestInput);
 }
 
-function stampFields(s: Stamp): Omit<DeployEnv, 'kernel' | 'initrd' | 'built'> {
+function stampFields(s: Stamp): Omit<DeployEnv, 'kernel' | 'initrd' | 'built' | 'arch'> {
   return { version: s.version, packages: s.packages, modules: s.modules, sha256: s.sha256, size: s.size };
 }
 
@@ -318,19 +402,28 @@ function exists(p: string): boolean {
 
 const rel = (p: string) => path.relative(process.cwd(), p) || '.';
 
-const USAGE = 'usage: node image-build/deploy-env/build.ts [--out DIR] [--force]';
+const USAGE = 'usage: node image-build/deploy-env/build.ts [--arch amd64|arm64] [--out DIR] [--force]';
 
 async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { out: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      arch: { type: 'string' },
+      out: { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const arch = values.arch ?? 'amd64';
+  if (arch !== 'amd64' && arch !== 'arm64')
+    throw new BuildError(`--arch: must be amd64 or arm64 (got "${arch}")\n${USAGE}`);
   const env = await ensureDeployEnv({
+    arch,
     outDir: values.out,
     force: values.force,
     log: (l) => process.stdout.write(`${l}\n`),

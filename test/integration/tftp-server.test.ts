@@ -353,3 +353,46 @@ test('stop() ends running transfers with ERROR and closes the sockets', async (t
   t.is((await h.waitFor('tftp.error')).reason, 'shutdown');
   t.is(h.server.activeTransfers, 0);
 });
+
+test('generated files: answered before the boot tree, with options, netascii and the client address', async (t) => {
+  const asked: [string, string][] = [];
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: literal GRUB syntax
+  const cfg = Buffer.from("configfile '(tftp,10.77.0.1)/'${net_default_mac}'.grub.cfg'\n");
+  const h = await startServer(t, {
+    generated: (name, address) => {
+      asked.push([name, address]);
+      if (name === 'boom') throw new Error('renderer failed');
+      return name === 'grub/grub.cfg' ? cfg : undefined;
+    },
+  });
+  fs.mkdirSync(path.join(h.root, 'grub'));
+  fs.writeFileSync(path.join(h.root, 'grub/grub.cfg'), 'the file on disk is not served\n');
+  fs.writeFileSync(path.join(h.root, 'grubx64.efi'), pattern(5000));
+
+  const r = await tftpGet({
+    port: h.port,
+    filename: 'grub/grub.cfg',
+    options: [
+      ['tsize', '0'],
+      ['blksize', '1024'],
+    ],
+  });
+  t.true(r.data.equals(cfg));
+  t.is(r.oack?.['tsize'], String(cfg.length));
+  t.is(r.oack?.['blksize'], '1024');
+  const opts = await h.waitFor('tftp.options');
+  t.is(opts.path, 'generated:grub/grub.cfg');
+  t.true(opts.cached);
+  await h.waitFor('tftp.complete', (e) => e.filename === 'grub/grub.cfg');
+
+  const ascii = await tftpGet({ port: h.port, filename: 'grub/grub.cfg', mode: 'netascii' });
+  t.deepEqual(ascii.data, toNetascii(cfg));
+  // Names the generator leaves alone come from the boot tree; a generator that throws is a read error.
+  t.true((await tftpGet({ port: h.port, filename: 'grubx64.efi' })).data.equals(pattern(5000)));
+  t.is((await tftpGet({ port: h.port, filename: 'boom' })).error?.code, 0);
+  t.true(asked.every(([, address]) => address === LOCALHOST));
+  t.deepEqual(
+    asked.map(([n]) => n),
+    ['grub/grub.cfg', 'grub/grub.cfg', 'grubx64.efi', 'boom'],
+  );
+});

@@ -260,6 +260,11 @@ test('an admin names a machine by hand, sets its image, group and first stage', 
   t.is((await put({ image: 'nope' })).status, 404);
   t.is((await put({ firstStage: 'grub.efi' })).status, 400);
   t.is((await put({ colour: 'red' })).status, 400);
+  // The Secure Boot chain, then back to the box's default.
+  const shim = await put({ firstStage: 'shim' });
+  t.is(shim.status, 200, shim.body);
+  t.is(JSON.parse(shim.body).machine.firstStageOverride, 'shim');
+  t.is(JSON.parse((await put({ firstStage: null })).body).machine.firstStageOverride, undefined);
   t.is((await api(lab, 'PUT', `/api/v1/machines/${MAC}`, undefined, { name: 'x' })).status, 401);
   t.is(JSON.parse((await api(lab, 'GET', `/api/v1/machines/${MAC}`)).body).machine.name, 'rack1-n01');
 });

@@ -144,6 +144,12 @@ const STAGES: [title: string, c: Partial<BootClient>, m: Partial<Machine>, expec
     { firstStageOverride: 'snponly.efi' },
     'first-stage tftp snponly.efi',
   ],
+  [
+    'UEFI x64 PXE, machine set to shim (Secure Boot)',
+    { arch: 'uefi-x64' },
+    { firstStageOverride: 'shim' },
+    'first-stage tftp shimx64.efi',
+  ],
   ['UEFI x64 HTTP boot', { arch: 'uefi-x64', isHttpBoot: true }, {}, 'first-stage http http://10.77.0.1/boot/ipxe.efi'],
   ['ARM64 UEFI', { arch: 'arm64-uefi' }, {}, 'first-stage tftp grubnetaa64.efi'],
   ['iPXE', { arch: 'bios', isIpxe: true }, {}, `first-stage ipxe-script http://10.77.0.1/boot/${MAC}.ipxe`],
@@ -156,6 +162,22 @@ for (const [title, c, m, expected] of STAGES) {
     t.is(summary(d), expected, d.reason);
   });
 }
+
+test('first stage by NIC vendor: after the machine setting, before boot.uefiX86', (t) => {
+  const s = settings({ uefiX86: 'ipxe.efi', firstStageByVendor: { '52:54:00': 'snponly.efi' } });
+  const ask = (m: Partial<Machine>, mac = MAC) =>
+    summary(
+      decideBoot({ phase: 'dhcp', client: client({ mac, arch: 'uefi-x64' }), machine: machine('deployed', m) }, s),
+    );
+  t.is(ask({}), 'first-stage tftp snponly.efi');
+  t.is(ask({ firstStageOverride: 'shim' }), 'first-stage tftp shimx64.efi');
+  t.is(ask({}, '00:1b:21:00:00:01'), 'first-stage tftp ipxe.efi');
+  // BIOS nodes of that vendor are not affected.
+  t.is(
+    summary(decideBoot({ phase: 'dhcp', client: client({ arch: 'bios' }), machine: machine('deployed') }, s)),
+    'first-stage tftp undionly.kpxe',
+  );
+});
 
 test('the deploy plan carries kernel, initrd and the machine parameters', (t) => {
   const d = decideBoot({ phase: 'script', client: client({ isIpxe: true }), machine: machine('approved') }, settings());

@@ -110,6 +110,35 @@ test('unknown keys, wrong shapes and unparseable JSON are refused', (t) => {
   t.regex(unreadable!.message, /\/nope.json: ENOENT/);
 });
 
+test('boot.uefiX86 "shim" and boot.firstStageByVendor: accepted; a bad table is refused naming the key', (t) => {
+  const c = fromFile({
+    boot: { uefiX86: 'shim', firstStageByVendor: { '52:54:00': 'snponly.efi', '00:1B:21:7': 'x' } },
+  });
+  t.regex(t.throws(c)!.message, /"boot.firstStageByVendor" key "00:1B:21:7" is not a MAC prefix/);
+  const ok = resolveConfig({
+    configFile: 'box.json',
+    readFile: () =>
+      JSON.stringify({
+        boot: { uefiX86: 'shim', firstStageByVendor: { '52:54:00': 'snponly.efi', '00:1B:21:77': 'ipxe.efi' } },
+      }),
+  });
+  t.is(ok.boot.uefiX86, 'shim');
+  t.deepEqual(ok.boot.firstStageByVendor, { '52:54:00': 'snponly.efi', '00:1B:21:77': 'ipxe.efi' });
+  t.deepEqual(defaultConfig().boot.firstStageByVendor, {});
+  for (const [table, why] of [
+    [{ '52:54': 'shim' }, /key "52:54" is not a MAC prefix of 3 to 5 octets/],
+    [{ '52:54:00:00:00:00': 'shim' }, /key "52:54:00:00:00:00" is not a MAC prefix/],
+    [{ '52-54-00': 'shim' }, /key "52-54-00" is not a MAC prefix/],
+    [{ '52:54:00': 'grub.efi' }, /"52:54:00" must be one of ipxe.efi, snponly.efi, shim \(got "grub.efi"\)/],
+    [{ '52:54:0A': 'shim', '52:54:0a': 'ipxe.efi' }, /keys "52:54:0A" and "52:54:0a" are the same MAC prefix/],
+    [['52:54:00'], /must be an object/],
+  ] as const) {
+    const err = t.throws(fromFile({ boot: { firstStageByVendor: table } }), { instanceOf: BootboxError });
+    t.regex(err!.message, /"boot.firstStageByVendor"/, JSON.stringify(table));
+    t.regex(err!.message, why, JSON.stringify(table));
+  }
+});
+
 test('cross-field rules', (t) => {
   t.regex(t.throws(fromFile({ privateInterface: 'eth0', uplinkInterface: 'eth0' }))!.message, /uplinkInterface/);
   t.regex(t.throws(fromFile({ http: { port: 8080 } }))!.message, /ui.port/);

@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { BootboxError } from '../../firmware/core/errors.ts';
 import { grubPath, renderGrubBootstrap, renderGrubCfg } from '../../firmware/policy/grub-cfg.ts';
-import type { ScriptPlan } from '../../firmware/policy/script-plan.ts';
+import type { DeployPlan, ScriptPlan } from '../../firmware/policy/script-plan.ts';
 import { BASE, DEPLOY, GOLDEN_PLANS, HOSTILE_TEXT, MAC, selfUrl } from '../helpers/script-plans.ts';
 
 const FIXTURES = new URL('../fixtures/scripts/', import.meta.url);
 const ctx = { selfUrl: selfUrl('grub.cfg') };
+const TFTP_BASE = 'tftp://10.77.0.1';
 
 function render(plan: ScriptPlan): string {
   const out = renderGrubCfg(plan, ctx);
@@ -20,10 +21,71 @@ for (const [name, plan] of Object.entries(GOLDEN_PLANS)) {
   });
 }
 
-test('golden: bootstrap.grub.cfg hands over to the per-machine configuration', (t) => {
-  t.is(renderGrubBootstrap(BASE), readFileSync(new URL('bootstrap.grub.cfg', FIXTURES), 'utf8'));
-  t.is(renderGrubBootstrap(`${BASE}/`), readFileSync(new URL('bootstrap.grub.cfg', FIXTURES), 'utf8'));
-  t.like(renderGrubBootstrap('http://10.77.0.1:8080'), { code: 'UNSAFE_SCRIPT_VALUE' });
+test('golden: bootstrap.grub.cfg hands over to the per-machine configuration, over TFTP', (t) => {
+  t.is(renderGrubBootstrap(TFTP_BASE), readFileSync(new URL('bootstrap.grub.cfg', FIXTURES), 'utf8'));
+  t.is(renderGrubBootstrap(`${TFTP_BASE}/`), readFileSync(new URL('bootstrap.grub.cfg', FIXTURES), 'utf8'));
+  // GRUB's tftp driver has no port in its device names.
+  t.like(renderGrubBootstrap('tftp://10.77.0.1:6969'), { code: 'UNSAFE_SCRIPT_VALUE' });
+});
+
+/** The box's boot tree as HTTP (port 8081, as in the lab) and TFTP serve it. */
+const TREE = { http: 'http://10.77.0.1:8081/boot/', tftp: `${TFTP_BASE}/` };
+const tftpCtx = { selfUrl: `${TFTP_BASE}/${MAC}.grub.cfg`, bootTree: TREE };
+const inTree = (p: DeployPlan): DeployPlan => ({
+  ...p,
+  kernelUrl: p.kernelUrl.replace(BASE, 'http://10.77.0.1:8081'),
+  initrdUrl: p.initrdUrl.replace(BASE, 'http://10.77.0.1:8081'),
+});
+
+test('with the boot tree given, its files are fetched over TFTP (GRUB netboot images have no HTTP)', (t) => {
+  const out = renderGrubCfg(inTree(DEPLOY), tftpCtx);
+  if (out instanceof BootboxError) return t.fail(out.message);
+  const lines = out.split('\n');
+  t.is(
+    lines.find((l) => l.startsWith('linux ')),
+    "linux '(tftp,10.77.0.1)/deploy/x64/vmlinuz' 'console=ttyS0' 'bootbox.url=http://10.77.0.1' " +
+      `'bootbox.mac=${MAC}' 'bootbox.image=win11' 'bootbox.name=HPC-NODE001'`,
+  );
+  t.is(
+    lines.find((l) => l.startsWith('initrd ')),
+    "initrd '(tftp,10.77.0.1)/deploy/x64/initrd.img'",
+  );
+  // Menu entries too.
+  const menu = GOLDEN_PLANS.menu!;
+  if (menu.kind !== 'menu') return t.fail();
+  const m = renderGrubCfg(
+    { ...menu, entries: menu.entries.map((e) => (e.plan.kind === 'deploy' ? { ...e, plan: inTree(e.plan) } : e)) },
+    tftpCtx,
+  );
+  if (m instanceof BootboxError) return t.fail(m.message);
+  t.true(m.includes("  linux '(tftp,10.77.0.1)/deploy/x64/vmlinuz'"));
+  t.false(m.includes('(http,'));
+});
+
+test('only URLs inside the boot tree go over TFTP; others stay as they are', (t) => {
+  const cases: [string, string][] = [
+    // another host, or the box on another port: not the boot tree
+    ['http://10.77.0.9/boot/deploy/k', '(http,10.77.0.9)/boot/deploy/k'],
+    ['http://10.77.0.1/boot/deploy/k', '(http,10.77.0.1)/boot/deploy/k'],
+    // outside /boot/, or not a plain path
+    ['http://10.77.0.1:8081/images/k', 'refused'],
+    ['http://10.77.0.1:8081/boot/deploy/k?x=1', 'refused'],
+    ['http://10.77.0.1:8081/boot/../k', 'refused'],
+    // already TFTP
+    ['tftp://10.77.0.1/deploy/k', '(tftp,10.77.0.1)/deploy/k'],
+  ];
+  for (const [url, want] of cases) {
+    const out = renderGrubCfg({ ...DEPLOY, kernelUrl: url }, tftpCtx);
+    const got =
+      out instanceof BootboxError ? 'refused' : (/^linux '([^']*)'/m.exec(out)?.[1] ?? `no linux line in ${out}`);
+    t.is(got, want, url);
+  }
+});
+
+test('a wait served over TFTP polls over TFTP', (t) => {
+  const out = renderGrubCfg(GOLDEN_PLANS['wait-first']!, tftpCtx);
+  if (out instanceof BootboxError) return t.fail(out.message);
+  t.true(out.includes(`configfile '(tftp,10.77.0.1)/${MAC}.grub.cfg?attempt=2'\n`));
 });
 
 test('URLs become GRUB device paths; what GRUB cannot fetch is refused', (t) => {

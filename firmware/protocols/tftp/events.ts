@@ -27,7 +27,7 @@ export interface TftpRequestEvent extends TftpBase {
 /** The transfer starts with these granted options (`oack` is empty when none were granted). */
 export interface TftpOptionsEvent extends TftpBase {
   filename: string;
-  /** The real path inside the boot root. */
+  /** The real path inside the boot root, or `generated:<name>` for a file the box makes (grub.cfg). */
   path: string;
   size: number;
   blksize: number;

@@ -84,6 +84,12 @@ export interface TftpServerOptions {
    * not get it. The price is CPU: while it pays, one core spins between ACKs.
    */
   busyPollUs?: number;
+  /**
+   * Files the box makes per request instead of reading them from the boot tree (GRUB's
+   * grub.cfg): the content for this name and client address, or undefined to look in the
+   * boot tree. Called before the boot tree; must be quick and must not throw.
+   */
+  generated?(filename: string, address: string): Buffer | undefined;
 }
 
 interface Pending {
@@ -113,6 +119,16 @@ interface Session {
 }
 
 type Slot = Pending | Session;
+
+/** A file ready to send: in memory already (`source`), or open on disk (`file`). */
+interface Opened {
+  size: number;
+  /** For the tftp.options event: the real path, or `generated:<name>`. */
+  path: string;
+  cached: boolean;
+  source?: FileSource;
+  file?: ResolvedFile;
+}
 
 /** RFC 1350 §4: a datagram from a port that is not the transfer's gets ERROR 5, the transfer goes on. */
 const UNKNOWN_TID = encodeError(TftpErrorCode.UnknownTransferId, 'Unknown transfer ID');
@@ -358,6 +374,25 @@ export class TftpServer {
   }
 
   private async setup(p: Pending, pkt: RequestPacket): Promise<void> {
+    let made: Buffer | undefined;
+    try {
+      made = this.opts.generated?.(pkt.filename, p.address);
+    } catch (e) {
+      this.release(p);
+      this.refuse(p.address, p.port, pkt.filename, 'io-error', TftpErrorCode.NotDefined, 'Read error');
+      this.log.warn('tftp generated file failed', { filename: pkt.filename, error: (e as Error).message });
+      return;
+    }
+    if (made !== undefined) {
+      const bytes = pkt.mode === 'netascii' ? toNetascii(made) : made;
+      await this.begin(p, pkt, {
+        size: bytes.length,
+        path: `generated:${pkt.filename}`,
+        cached: true,
+        source: new MemorySource(bytes),
+      });
+      return;
+    }
     const file = await this.resolver.resolve(pkt.filename);
     if (p.cancelled) {
       if (file.kind === 'ok') closeFd(file.fd);
@@ -400,20 +435,30 @@ export class TftpServer {
       this.log.warn('tftp read failed', { path: file.path, error: (e as Error).message });
       return;
     }
+    await this.begin(p, pkt, { size: source?.size ?? file.size, path: file.path, cached, source, file });
+  }
+
+  /** Negotiates the options and starts the transfer of an opened (or generated) file. */
+  private async begin(p: Pending, pkt: RequestPacket, o: Opened): Promise<void> {
+    // Memory sources hold nothing; a file not yet read from owns its descriptor.
+    const drop = () => {
+      if (o.source) o.source.close();
+      else if (o.file) closeFd(o.file.fd);
+    };
     if (p.cancelled) {
-      if (!cached) closeFd(file.fd);
+      drop();
       return;
     }
-    const neg = negotiate(pkt.options, { fileSize: source?.size ?? file.size, limits: this.limits });
+    const neg = negotiate(pkt.options, { fileSize: o.size, limits: this.limits });
     if (neg.kind === 'refuse') {
-      if (!cached) closeFd(file.fd);
+      drop();
       this.release(p);
       // RFC 2347: ERROR 8 ends a request whose options the server refuses.
       this.refuse(p.address, p.port, pkt.filename, 'bad-option', TftpErrorCode.OptionNegotiation, neg.message);
       return;
     }
     const n = neg.negotiated;
-    source ??= this.diskSource(file, n.blksize * n.windowsize);
+    const source = o.source ?? this.diskSource(o.file!, n.blksize * n.windowsize);
     let endpoint: UdpEndpoint;
     if (this.singlePort) {
       endpoint = this.listen!;
@@ -483,7 +528,7 @@ export class TftpServer {
       address: s.address,
       port: s.port,
       filename: s.filename,
-      path: file.path,
+      path: o.path,
       size: source.size,
       blksize: n.blksize,
       windowsize: n.windowsize,
@@ -492,7 +537,7 @@ export class TftpServer {
       msftWindow: n.msftWindow,
       oack: n.oack,
       ignored: n.ignored,
-      cached,
+      cached: o.cached,
     });
     this.run(s, transfer.start());
     this.ensureTicker();
