@@ -234,6 +234,17 @@ export class MachineRegistry {
     const { type: own, ts, ...fields } = event as Record<string, unknown>;
     const mac = typeof fields.mac === 'string' ? fields.mac : undefined;
     if (mac) this.learnAddress(type, own, fields, mac);
+    // The address a machine was leased is part of its record (the UI and API list it).
+    if (
+      mac &&
+      type === 'dhcp.reply' &&
+      own === 'ACK' &&
+      typeof fields.yiaddr === 'string' &&
+      fields.yiaddr !== '0.0.0.0'
+    ) {
+      const m = this.byMac.get(mac);
+      if (m && m.ip !== fields.yiaddr) this.put({ ...m, ip: fields.yiaddr });
+    }
     const owner = mac ?? this.macAt(fields.address ?? fields.peer);
     if (!owner) return;
     this.appendTimeline(owner, {

@@ -147,3 +147,15 @@ test('events of a MAC the registry does not know are not kept', async (t) => {
   t.is(reg.timeline('52:54:00:00:00:99').length, 0);
   t.deepEqual(reg.timeline(MAC), []);
 });
+
+test('a DHCP ACK records the leased address on the machine; an OFFER or another MAC does not', async (t) => {
+  const reg = await registry(t);
+  reg.recordEvent('dhcp.reply', { ...ack(MAC, '10.77.0.130'), type: 'OFFER' });
+  t.is(reg.get(MAC)!.ip, undefined);
+  reg.recordEvent('dhcp.reply', ack(MAC, '10.77.0.130'));
+  t.is(reg.get(MAC)!.ip, '10.77.0.130');
+  t.is(reg.get(OTHER)!.ip, undefined);
+  reg.recordEvent('dhcp.reply', ack(MAC, '10.77.0.131'));
+  t.is(reg.get(MAC)!.ip, '10.77.0.131');
+  t.is(reg.list().find((m) => m.mac === MAC)!.ip, '10.77.0.131');
+});
