@@ -4,7 +4,17 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { type Board, openBoard } from '../board/board.ts';
 import { openIcmp6 } from '../board/icmp6-endpoint.ts';
@@ -399,6 +409,10 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
                 prefix: i.prefix,
                 mtu: i.mtu,
               })),
+              volumes: [
+                { name: 'data', path: config.dataDir },
+                { name: 'images', path: imagesDir, ...images.catalog.volumeState() },
+              ].map((v) => ({ ...v, ...diskSpace(v.path) })),
               services: Object.fromEntries(app.services.map((s) => [s.name, s.status()])),
               counters: { privateInterface: board.raw.stats },
             },
@@ -470,6 +484,16 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     setup = `, setup token ${setupToken} (open ${url} to set the admin password)`;
   }
   process.stdout.write(`bootbox ready: ${where}${setup}\n`);
+}
+
+/** Free and total bytes of the file system holding `dir` (null when it cannot be read: a volume gone). */
+function diskSpace(dir: string): { freeBytes: number | null; totalBytes: number | null } {
+  try {
+    const st = statfsSync(dir);
+    return { freeBytes: st.bavail * st.bsize, totalBytes: st.blocks * st.bsize };
+  } catch {
+    return { freeBytes: null, totalBytes: null };
+  }
 }
 
 /**

@@ -270,10 +270,17 @@ export function DashboardPage(): VNode {
 
 /** Volume facts from health (the volume service, when the box watches an image drive). */
 function imageVolumeFacts(h: Health | undefined): VNode | null {
-  const v = h?.services.volume as Record<string, unknown> | undefined;
-  if (!v) return null;
-  const vol = (v.volume ?? {}) as Record<string, unknown>;
   const rows: [string, string][] = [];
+  // free space of the data directory and the image store (health.volumes)
+  const spaces = (Array.isArray(h?.volumes) ? h.volumes : []) as Array<Record<string, unknown>>;
+  for (const s of spaces) {
+    if (typeof s.freeBytes === 'number' && typeof s.totalBytes === 'number') {
+      rows.push([`Free on ${String(s.name)}`, `${bytes(s.freeBytes)} of ${bytes(s.totalBytes)}`]);
+    }
+  }
+  const v = h?.services.volume as Record<string, unknown> | undefined;
+  if (!v) return rows.length ? html`<${Facts} rows=${rows} />` : null;
+  const vol = (v.volume ?? {}) as Record<string, unknown>;
   if (typeof v.mountpoint === 'string') rows.push(['Mounted at', v.mountpoint]);
   for (const k of ['label', 'fstype', 'device']) if (typeof vol[k] === 'string') rows.push([k, vol[k] as string]);
   for (const k of ['size', 'free', 'available'])
