@@ -24,7 +24,7 @@ interface PerfResult {
   ackAvgMs: number;
 }
 
-function parsePerfdhcp(out: string): Omit<PerfResult, 'server' | 'rate'> {
+export function parsePerfdhcp(out: string): Omit<PerfResult, 'server' | 'rate'> {
   const num = (re: RegExp, s = out) => Number(re.exec(s)?.[1] ?? Number.NaN);
   const [, doPart = '', raPart = ''] = out.split(/\*\*\*Statistics for: (?:DISCOVER-OFFER|REQUEST-ACK)\*\*\*/);
   return {

@@ -29,9 +29,14 @@ export function telemetryFilters(root: string): string[] {
   return [`${root}status`, `${root}health`, `${root}machines/+/state`, `${root}events`];
 }
 
-/** What authenticated users may subscribe to under the root, besides telemetry. */
+/**
+ * What authenticated users may subscribe to under the root, besides telemetry. A node agent
+ * started without --box subscribes to `bootbox/+/nodes/<name>/cmd`; here only this box
+ * publishes under `bootbox/` (canPublish), so that filter reads exactly this box's node
+ * commands and is allowed like `<root>nodes/+/cmd`.
+ */
 export function userFilters(root: string): string[] {
-  return [`${root}response/+`, `${root}nodes/+/cmd`];
+  return [`${root}response/+`, `${root}nodes/+/cmd`, `${TOPIC_PREFIX}/+/nodes/+/cmd`];
 }
 
 const inBootbox = (topic: string) => topic === TOPIC_PREFIX || topic.startsWith(`${TOPIC_PREFIX}/`);
