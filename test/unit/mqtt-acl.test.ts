@@ -21,6 +21,11 @@ const publishes: [Principal, string, boolean, boolean][] = [
   [alice, `${root}machines/aa:bb:cc:dd:ee:ff/state`, true, false],
   [alice, `${root}response/reimage`, false, false],
   [alice, `${root}nodes/NODE1/cmd`, false, false],
+  // a node agent reports on its own response topic only (logged in as its machine's name)
+  [alice, `${root}nodes/alice/response`, false, true],
+  [alice, `${root}nodes/alice/response`, true, false],
+  [alice, `${root}nodes/bob/response`, false, false],
+  [anon, `${root}nodes/alice/response`, false, false],
   [alice, 'bootbox/other/request/reimage', false, false],
   [alice, 'site/lights/1', false, true],
   [alice, '$SYS/x', false, false],
@@ -55,6 +60,8 @@ const subscriptions: [Principal, string, boolean][] = [
   [alice, `${root}response/+`, true],
   [alice, `${root}response/reimage`, true],
   [alice, `${root}nodes/NODE7/cmd`, true],
+  [alice, 'bootbox/+/nodes/node7/cmd', true], // an agent started without --box
+  [anon, 'bootbox/+/nodes/+/cmd', false],
   [alice, `${root}request/+`, false],
   [alice, `${root}#`, false],
   [alice, '#', false],

@@ -106,7 +106,7 @@ test('every event goes to events as {type, ...event}; an own type field becomes 
   t.is(port.on('bootbox/b1/events').length, 2, 'nothing after stop');
 });
 
-test('a (re)connect republishes every machine from the registry snapshot', async (t) => {
+test('a (re)connect republishes from the registry snapshot what changed (renames, missed changes)', async (t) => {
   const { port, bus, tel, setSnapshot } = setup({
     machines: [
       { mac: MAC, name: 'NODE001', state: 'deployed', reason: 'deploy finished', since: '2025-12-31T10:00:00Z' },
@@ -224,4 +224,19 @@ test('progress updates the retained state, at most once per interval, the last v
   });
   t.is(port.on(STATE).at(-1)?.payload.progress, undefined, 'a new state starts without progress');
   await tel.stop();
+});
+
+test('a reconnect with nothing changed republishes no state from telemetry (the link replays its retained ones)', async (t) => {
+  const { port, tel } = setup({
+    machines: [
+      { mac: MAC, name: 'NODE001', state: 'deployed', reason: 'deploy finished', since: '2025-12-31T10:00:00Z' },
+    ],
+  });
+  await tel.start();
+  const before = port.sent.length;
+  port.reconnect();
+  t.deepEqual(
+    port.sent.slice(before).filter((s) => s.topic.includes('/machines/')),
+    [],
+  );
 });

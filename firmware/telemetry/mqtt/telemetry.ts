@@ -88,8 +88,11 @@ export class Telemetry {
   async start(): Promise<void> {
     if (this.offs.length) return;
     this.offs.push(this.o.events.onAny((type, event) => this.onEvent(String(type), event)));
+    // The link republishes every retained state it holds on (re)connect; from the registry
+    // (the truth) only what differs from that goes out again (a rename, a missed change), so
+    // a reconnect does not double the burst.
     const offConnect = this.o.port.onConnect?.(() => {
-      this.republishStates();
+      this.republishStates(true);
       void this.publishHealth();
     });
     if (offConnect) this.offs.push(offConnect);
@@ -111,7 +114,7 @@ export class Telemetry {
   }
 
   /** Publishes every machine's state (retained), the registry being the truth. */
-  republishStates(): void {
+  republishStates(onlyChanged = false): void {
     let list: MachineSnapshot[];
     try {
       list = this.o.machines();
@@ -131,6 +134,7 @@ export class Telemetry {
               ...(m.reason !== undefined ? { reason: m.reason } : {}),
               ts: m.since ?? this.o.clock.date().toISOString(),
             };
+      if (onlyChanged && live && JSON.stringify(live) === JSON.stringify(p)) continue;
       this.states.set(m.mac, p);
       this.publishState(p);
     }
