@@ -253,7 +253,7 @@ export interface NextName {
  */
 export function nextName(
   pattern: NamingPattern,
-  taken: ReadonlySet<string>,
+  taken: ReadonlySet<string> | ((key: string) => boolean),
   counterStart = 1,
   mac?: string,
 ): NextName | BootboxError {
@@ -263,8 +263,14 @@ export function nextName(
   if (pattern.hasMac && (mac === undefined || macForName(mac).length !== 12)) {
     return new BootboxError('INVALID_REQUEST', `naming pattern ${pattern.source} uses %MAC but no valid MAC was given`);
   }
-  const keys = new Set<string>();
-  for (const n of taken) keys.add(nameKey(n));
+  // `taken`: the names in use, or (cheap for a large registry) a lookup by nameKey.
+  let keys: { has(key: string): boolean };
+  if (typeof taken === 'function') keys = { has: taken };
+  else {
+    const set = new Set<string>();
+    for (const n of taken) set.add(nameKey(n));
+    keys = set;
+  }
   if (!pattern.hasCounter) {
     const name = renderName(pattern, counterStart, mac);
     const problem = hostNameProblem(name);

@@ -133,7 +133,7 @@ export class MachineRegistry {
 
   /** The name a new machine would get now (without taking it). */
   peekName(mac: string): string | undefined {
-    const n = nextName(this.pattern, new Set(this.byName.keys()), this.store.data.counter, mac);
+    const n = nextName(this.pattern, (k) => this.byName.has(k), this.store.data.counter, mac);
     return n instanceof BootboxError ? undefined : n.name;
   }
 
@@ -142,7 +142,7 @@ export class MachineRegistry {
     const existing = this.byMac.get(input.mac);
     if (existing) return existing;
     const now = this.o.clock.date();
-    const n = nextName(this.pattern, new Set(this.byName.keys()), this.store.data.counter, input.mac);
+    const n = nextName(this.pattern, (k) => this.byName.has(k), this.store.data.counter, input.mac);
     let name: string | undefined;
     if (n instanceof BootboxError) {
       this.o.log.warn(`no name for ${input.mac}: ${n.message}`);

@@ -204,3 +204,19 @@ test('validateManualName: an invalid name is INVALID_NAME with the reason', (t) 
   t.is(r.httpStatus, 400);
   t.regex(r.message, /machine name "node \$\(reboot\)" is not valid: " " at position 5 is not allowed/);
 });
+
+test('nextName takes a lookup by name key instead of a set (a large registry is not copied per call)', (t) => {
+  const p = parseNamingPattern('NODE%03#') as Exclude<ReturnType<typeof parseNamingPattern>, BootboxError>;
+  const inUse = new Set(['NODE001', 'NODE002']);
+  const asked: string[] = [];
+  const r = nextName(p, (k) => {
+    asked.push(k);
+    return inUse.has(k);
+  });
+  t.deepEqual(r, { name: 'NODE003', counter: 3 });
+  t.deepEqual(asked, ['NODE001', 'NODE002', 'NODE003']);
+  t.deepEqual(
+    nextName(p, (k) => k === 'NODE001'),
+    { name: 'NODE002', counter: 2 },
+  );
+});
