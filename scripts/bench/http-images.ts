@@ -12,6 +12,7 @@ import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { loadSendfileAddon } from '../../board/sendfile-addon.ts';
 import { systemClock } from '../../firmware/core/clock.ts';
 import { silentLogger } from '../../firmware/core/logger.ts';
 import { HttpBootServer } from '../../firmware/protocols/http-boot/server.ts';
@@ -77,6 +78,7 @@ async function startBootbox(root: string): Promise<Target> {
     events: { emit() {} },
     clock: systemClock,
     log: silentLogger,
+    loadSendfile: loadSendfileAddon,
   });
   await srv.start();
   return {

@@ -1,6 +1,6 @@
 /**
  * The shipped executables (image-build/build.ts): what `npm run build` makes, for
- * both architectures, and that each one loads its embedded raw-socket addon.
+ * both architectures, and that each one loads its embedded raw-socket and sendfile addons.
  *
  * The build always runs first (a warm build takes seconds), so these tests never
  * judge a stale dist/. Besides dist/bootbox-linux-*, the probe entry
@@ -109,8 +109,8 @@ for (const [arch, magic] of [
   ['x64', /ELF 64-bit LSB .*x86-64/],
   ['arm64', /ELF 64-bit LSB .*ARM aarch64/],
 ] as const) {
-  test(`dist/bootbox-linux-${arch} and raw-${arch}.node are ${arch} ELF files`, async (t) => {
-    for (const f of [`bootbox-linux-${arch}`, `raw-${arch}.node`]) {
+  test(`dist/bootbox-linux-${arch}, raw-${arch}.node and sendfile-${arch}.node are ${arch} ELF files`, async (t) => {
+    for (const f of [`bootbox-linux-${arch}`, `raw-${arch}.node`, `sendfile-${arch}.node`]) {
       const r = await run('file', ['-b', path.join(DIST, f)]);
       t.regex(r.stdout, magic, f);
     }
@@ -126,6 +126,14 @@ for (const [arch, magic] of [
     const r = await exe(arch, alone(t, path.join(DIST, `bootbox-linux-${arch}`)), ['selftest', 'raw', '--iface', 'lo']);
     t.is(r.code, 0, r.stderr);
     t.regex(r.stdout, /^raw ok lo\b/);
+  });
+
+  test(`bootbox-linux-${arch} selftest sendfile: its embedded sendfile addon serves a file to itself over loopback`, async (t) => {
+    const hash = sha16(path.join(DIST, `sendfile-${arch}.node`));
+    const r = await exe(arch, alone(t, path.join(DIST, `bootbox-linux-${arch}`)), ['selftest', 'sendfile']);
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stdout, /^sendfile ok \d+ bytes sha256 [0-9a-f]{16} from /);
+    t.true(r.stdout.trim().endsWith(`from /run/bootbox/sendfile-${hash}.node`), r.stdout);
   });
 
   test(`probe ${arch}: the addon comes from the SEA asset, extracted to /run/bootbox`, async (t) => {

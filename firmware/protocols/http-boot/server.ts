@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { type SendfileAddon, type SendfileError, type SendfileJob, socketFd } from '../../../board/sendfile-addon.ts';
 import type { Clock } from '../../core/clock.ts';
 import { BootboxError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -78,6 +79,11 @@ export interface HttpBootOptions {
   log: Logger;
   /** Largest report body accepted (bytes). */
   maxBodyBytes?: number;
+  /**
+   * Loads the zero-copy sender (board/sendfile-addon.ts), once, at start. Without it, or
+   * when it throws, file bodies go through reused read buffers (said in the log at start).
+   */
+  loadSendfile?: () => SendfileAddon;
 }
 
 export interface HttpBootCounters {
@@ -94,6 +100,13 @@ export interface HttpBootCounters {
 const FILE_CHUNK = 512 * 1024;
 /** Read buffers kept for reuse between responses (16 MiB). */
 const CHUNK_POOL_MAX = 32;
+/** A zero-copy body whose client takes no byte for this long is cut. */
+const SENDFILE_IDLE_MS = 60_000;
+/**
+ * How a zero-copy body ends when the client, not the file, is the cause: it went away, took
+ * nothing for SENDFILE_IDLE_MS, or the response was closed first (board/sendfile-addon.ts).
+ */
+const CLIENT_GONE = new Set(['EPIPE', 'ECONNRESET', 'ECONNABORTED', 'ENOTCONN', 'ETIMEDOUT', 'ECANCELED']);
 
 const MAC_SCRIPT = /^\/boot\/([0-9a-fA-F:-]{12,17})\.(ipxe|grub\.cfg)$/;
 const UNATTEND = /^\/unattend\/([0-9a-fA-F:-]{12,17})\/([A-Za-z0-9._-]{1,64})$/;
@@ -115,12 +128,26 @@ export class HttpBootServer {
   private server: http.Server | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly chunkPool: Buffer[] = [];
+  private sendfile: SendfileAddon | undefined;
 
   constructor(o: HttpBootOptions) {
     this.o = o;
   }
 
   async start(): Promise<void> {
+    this.sendfile = undefined;
+    if (this.o.loadSendfile) {
+      try {
+        this.sendfile = this.o.loadSendfile();
+        this.o.log.info('file bodies are sent with sendfile(2) (zero-copy)');
+      } catch (e) {
+        this.o.log.warn('the sendfile addon is not available: file bodies go through read buffers', {
+          error: (e as Error).message,
+        });
+      }
+    } else {
+      this.o.log.info('file bodies go through read buffers (no sendfile addon given)');
+    }
     const srv = http.createServer((req, res) => {
       this.handle(req, res).catch((e) => {
         this.o.log.error('HTTP boot handler failed', { error: (e as Error).stack });
@@ -322,18 +349,129 @@ export class HttpBootServer {
       done(status, 0);
       return;
     }
+    const rangeTag = range.kind === 'range' ? `${start}-${end}` : undefined;
+    if (this.sendfile) {
+      this.sendZeroCopy(this.sendfile, res, f, start, length, (n) => done(status, n, rangeTag));
+      return;
+    }
     let sent = 0;
-    res.on('close', () => done(status, sent, range.kind === 'range' ? `${start}-${end}` : undefined));
-    this.sendBody(res, f.fd, start, length, (n) => {
+    res.on('close', () => done(status, sent, rangeTag));
+    this.sendBuffered(res, f, start, length, (n) => {
       sent += n;
-    })
+    });
+  }
+
+  /** sendBody, then the file is closed; a failed read cuts the response. */
+  private sendBuffered(
+    res: http.ServerResponse,
+    f: BootFile,
+    start: number,
+    length: number,
+    onSent: (n: number) => void,
+  ): void {
+    this.sendBody(res, f.fd, start, length, onSent)
       .catch((e: Error) => {
         // The file vanished, shrank or the volume went away mid-transfer: cut the response so
         // the client sees a short read (Content-Length was promised), never silent garbage.
         this.o.log.warn('boot file read failed mid-transfer', { file: f.relative, error: e.message });
         res.destroy(e);
       })
-      .finally(close);
+      .finally(() => fs.close(f.fd, () => {}));
+  }
+
+  /**
+   * Sends the body with sendfile(2) on the addon's own thread: page cache to socket, no copy
+   * through the heap. The headers go first, through Node, and the native thread starts only
+   * once Node has handed them to the kernel and holds nothing else for this socket (it
+   * writes to the socket directly: anything Node still had queued would interleave). Node
+   * writes nothing more to the socket until res.end(): a pipelined next response waits
+   * for this one (it gets the socket only then). res.end() then finishes the response the usual way, so keep-alive works.
+   * `finish(bytes)` runs once, when both the transfer and the response are over.
+   */
+  private sendZeroCopy(
+    addon: SendfileAddon,
+    res: http.ServerResponse,
+    f: BootFile,
+    start: number,
+    length: number,
+    finish: (bytes: number) => void,
+  ): void {
+    let job: SendfileJob | undefined;
+    let closed = false;
+    /** Bytes of the body that went out, known once the body is over. */
+    let sent: number | undefined;
+    const settle = () => {
+      if (closed && sent !== undefined) finish(sent);
+    };
+    res.on('close', () => {
+      closed = true;
+      job?.abort();
+      settle();
+    });
+    const buffered = () => {
+      let n = 0;
+      this.sendBuffered(res, f, start, length, (k) => {
+        n += k;
+      });
+      res.on('close', () => {
+        sent = n;
+        settle();
+      });
+    };
+    // An empty write: its callback runs once everything before it (the headers) is in the
+    // kernel. A pipelined response gets its socket only when the one before it is done.
+    res.write('', (err) => {
+      const sock = res.socket;
+      if (err || res.destroyed || !sock || sock.destroyed) {
+        fs.close(f.fd, () => {});
+        sent = 0;
+        settle();
+        return;
+      }
+      const fd = socketFd(sock);
+      // Not a plain TCP socket, or something else is queued on it (another thread must never
+      // write past it): this body goes through read buffers.
+      if (fd === undefined || sock.writableLength > 0) return buffered();
+      try {
+        job = addon.sendfile(
+          fd,
+          f.fd,
+          start,
+          length,
+          (e, n) => {
+            this.endZeroCopy(res, f, e);
+            sent = n;
+            settle();
+          },
+          SENDFILE_IDLE_MS,
+        );
+      } catch (e) {
+        // No descriptor or thread left to start it: this body goes through read buffers.
+        this.o.log.warn('sendfile could not start: this body goes through read buffers', {
+          file: f.relative,
+          error: (e as Error).message,
+        });
+        buffered();
+      }
+    });
+  }
+
+  /** The native transfer is over: closes the file, then finishes the response or cuts it. */
+  private endZeroCopy(res: http.ServerResponse, f: BootFile, err: SendfileError | null): void {
+    fs.close(f.fd, () => {});
+    if (!err) {
+      res.end();
+      return;
+    }
+    if (CLIENT_GONE.has(err.code)) {
+      if (!res.destroyed) this.o.log.info('file transfer cut', { file: f.relative, error: err.message });
+      res.destroy();
+      return;
+    }
+    // The file shrank (EOF) or the volume went away (EIO) mid-transfer: cut the response so the
+    // client sees a short read (Content-Length was promised), never silent garbage.
+    this.o.log.warn('boot file read failed mid-transfer', { file: f.relative, error: err.message });
+    res.destroy(err);
   }
 
   /**
