@@ -5,6 +5,7 @@
  *   dist/bootbox.cjs + raw-<arch>.node + sendfile-<arch>.node ──SEA blob──▶ postject into node 24 for <arch>
  *     ▶ dist/bootbox-linux-x64, dist/bootbox-linux-arm64
  *       (+ dist/raw-<arch>.node and dist/sendfile-<arch>.node beside them)
+ *   web-ui/ ──esbuild──▶ dist/web-ui/ (the UI a bundled box serves)
  *
  * Flags:
  *   --arch x64|arm64|all   which executables (default all)
@@ -18,9 +19,10 @@
  * See ../../shared/NOTES-build.md for why it is done this way.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { buildUi } from '../web-ui/build.ts';
 import { arm64Addon, arm64SendfileAddon, checkArm64Tools, x64Addon, x64SendfileAddon } from './addon.ts';
 import { type BuildStamp, bundle } from './bundle.ts';
 import type { Arch } from './elf.ts';
@@ -190,6 +192,14 @@ async function main(argv: string[]): Promise<void> {
   for (const w of b.warnings) warn(w);
   log(`bundle ${rel(bundleFile)} ${(b.bytes / 1024).toFixed(0)} KiB from ${b.inputs} files  ${secondsSince(t)}`);
   if (o.bundleOnly) return;
+
+  // The web UI ships beside the binaries (dist/web-ui/), where a bundled box looks for it.
+  t = performance.now();
+  await buildUi({ quiet: true });
+  const uiOut = path.join(o.outDir, 'web-ui');
+  rmSync(uiOut, { recursive: true, force: true });
+  cpSync(path.join(root, 'web-ui', 'dist'), uiOut, { recursive: true });
+  log(`web UI ${rel(uiOut)}  ${secondsSince(t)}`);
 
   t = performance.now();
   const x64 = x64Node(root);

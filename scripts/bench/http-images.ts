@@ -24,7 +24,7 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const MiB = 1024 * 1024;
 const SIZE = (QUICK ? 128 : 1024) * MiB;
 const CONCURRENT = 20;
-const REPEATS = QUICK ? 2 : 3;
+const REPEATS = QUICK ? 3 : 7;
 const FILE = 'image.bin';
 const GOAL = 0.9;
 

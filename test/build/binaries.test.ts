@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -247,4 +247,11 @@ test('build: without the aarch64 cross compiler → a message naming it, no stac
   t.regex(r.stderr, /missing aarch64-linux-gnu-gcc, aarch64-linux-gnu-g\+\+, aarch64-linux-gnu-ar/);
   t.regex(r.stderr, /apt-get install gcc-aarch64-linux-gnu g\+\+-aarch64-linux-gnu binutils-aarch64-linux-gnu/);
   t.notRegex(r.stderr, /^\s+at /m);
+});
+
+test('the web UI ships beside the binaries (dist/web-ui), where a bundled box serves it from', (t) => {
+  const index = readFileSync(path.join(DIST, 'web-ui', 'index.html'), 'utf8');
+  t.regex(index, /assets\/app\.js/);
+  t.true(statSync(path.join(DIST, 'web-ui', 'assets', 'app.js')).size > 10_000);
+  t.notRegex(index, /<script>[^<]/, 'no inline script (the CSP forbids it)');
 });
