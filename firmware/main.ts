@@ -4,17 +4,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import {
-  accessSync,
-  chmodSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  statfsSync,
-  writeFileSync,
-} from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Board, openBoard } from '../board/board.ts';
 import { openIcmp6 } from '../board/icmp6-endpoint.ts';
@@ -22,7 +12,7 @@ import { resolveRoles } from '../board/interfaces.ts';
 import { LAB_ADDRESS, labDown, labNode, labUp } from '../board/lab.ts';
 import { RawInterface } from '../board/raw-endpoint.ts';
 import { loadSendfileAddon, sendfileSelftest } from '../board/sendfile-addon.ts';
-import { VolumeManager } from '../board/storage/volumes.ts';
+import { freeSpace, VolumeManager } from '../board/storage/volumes.ts';
 import { runAgent } from './agent/agent.ts';
 import { AdminAccount } from './api/auth.ts';
 import { imageRoutes } from './api/images-routes.ts';
@@ -382,6 +372,8 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
       openReadOnly: config.ui.openReadOnly,
       isPrivatePeer: board.isPrivatePeer,
       uiDir,
+      // JSON bodies: unattend templates may be up to 1 MiB of text
+      maxBodyBytes: 2 * 1024 * 1024,
       audit,
       version: info.version,
       clock: systemClock,
@@ -393,8 +385,8 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
           path: '/api/v1/health',
           auth: false,
           public: true,
-          summary: 'Version, uptime, interfaces with their roles, services and counters',
-          handler: () => ({
+          summary: 'Version, uptime, interfaces with their roles, volumes and free space, services and counters',
+          handler: async () => ({
             status: 200,
             body: {
               version: info.version,
@@ -409,10 +401,12 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
                 prefix: i.prefix,
                 mtu: i.mtu,
               })),
-              volumes: [
-                { name: 'data', path: config.dataDir },
-                { name: 'images', path: imagesDir, ...images.catalog.volumeState() },
-              ].map((v) => ({ ...v, ...diskSpace(v.path) })),
+              volumes: await Promise.all(
+                [
+                  { name: 'data', path: config.dataDir },
+                  { name: 'images', path: imagesDir, ...images.catalog.volumeState() },
+                ].map(async (v) => ({ ...v, ...(await diskSpace(v.path)) })),
+              ),
               services: Object.fromEntries(app.services.map((s) => [s.name, s.status()])),
               counters: { privateInterface: board.raw.stats },
             },
@@ -486,13 +480,25 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
   process.stdout.write(`bootbox ready: ${where}${setup}\n`);
 }
 
-/** Free and total bytes of the file system holding `dir` (null when it cannot be read: a volume gone). */
-function diskSpace(dir: string): { freeBytes: number | null; totalBytes: number | null } {
+/**
+ * Free and total bytes of the file system holding `dir`, or nulls when it cannot be read or
+ * does not answer within a second (a volume gone, a stuck FUSE mount: never wait on it).
+ */
+async function diskSpace(dir: string): Promise<{ freeBytes: number | null; totalBytes: number | null }> {
+  const none = { freeBytes: null, totalBytes: null };
+  let timer: NodeJS.Timeout | undefined;
   try {
-    const st = statfsSync(dir);
-    return { freeBytes: st.bavail * st.bsize, totalBytes: st.blocks * st.bsize };
+    const s = await Promise.race([
+      freeSpace(dir),
+      new Promise<undefined>((r) => {
+        timer = setTimeout(() => r(undefined), 1000);
+      }),
+    ]);
+    return s ? { freeBytes: s.free, totalBytes: s.total } : none;
   } catch {
-    return { freeBytes: null, totalBytes: null };
+    return none;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

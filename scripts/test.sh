@@ -23,8 +23,9 @@ ava_run() { # label, ava args...
   node_modules/.bin/node node_modules/ava/entrypoints/cli.js --tap "$@" > "$tap" 2>&1
   local rc=$?
   local p f
-  p=$(grep -cE '^ok [0-9]+' "$tap")
-  f=$(grep -cE '^not ok [0-9]+' "$tap")
+  # a skipped test is not a pass: it counts as a failure
+  p=$(grep -E '^ok [0-9]+' "$tap" | grep -cvE '# (SKIP|TODO)')
+  f=$(( $(grep -cE '^not ok [0-9]+' "$tap") + $(grep -E '^ok [0-9]+' "$tap" | grep -cE '# (SKIP|TODO)') ))
   grep -E '^(not ok|# )' "$tap" | grep -vE '^# (tests|pass|skip|fail|todo)' | head -50
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -40 "$tap"; fi
   echo "   $label: $p passed, $f failed"

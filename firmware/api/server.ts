@@ -20,6 +20,7 @@ import type { Service } from '../app.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { BootboxError, ErrorCodes } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { normalizeMac } from '../core/net.ts';
 import type { AuditInput } from '../telemetry/mqtt/audit.ts';
 import { equalSecrets } from '../telemetry/mqtt/password.ts';
 import { type AuditReader, auditRoutes } from './audit-routes.ts';
@@ -492,11 +493,22 @@ export class ApiServer implements Service {
     res.end(req.method === 'HEAD' ? undefined : r.body);
   }
 
-  private stream(req: http.IncomingMessage, res: Res, filter: string | undefined): void {
+  private stream(req: http.IncomingMessage, res: Res, rawFilter: string | undefined): void {
+    if (this.streams.size >= MAX_STREAMS) {
+      send(res, errorBody('RATE_LIMITED', `too many open event streams (${MAX_STREAMS}); close one and retry`));
+      return;
+    }
+    const filter = rawFilter === undefined ? undefined : (normalizeMac(rawFilter) ?? rawFilter);
     res.writeHead(200, { 'Content-Type': 'text/event-stream', Connection: 'keep-alive' });
     res.write(': bootbox events\n\n');
     const unsubscribe = this.opts.events!((type, event) => {
       if (filter && (event as { mac?: string }).mac !== filter) return;
+      // A client that does not read is cut off rather than buffered without bound.
+      const backlog = (res as unknown as { writableLength?: number }).writableLength ?? 0;
+      if (backlog > MAX_STREAM_BACKLOG) {
+        end();
+        return;
+      }
       res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...(event as object) })}\n\n`);
     });
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
@@ -510,6 +522,10 @@ export class ApiServer implements Service {
     req.on('close', end);
   }
 }
+
+/** Event streams open at once, and the bytes one may have unsent before it is cut off. */
+const MAX_STREAMS = 64;
+const MAX_STREAM_BACKLOG = 1024 * 1024;
 
 /** A response collected in memory, for inject(). */
 class InjectedResponse implements Res {
