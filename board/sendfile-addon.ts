@@ -1,7 +1,7 @@
 /**
  * bootbox's own zero-copy file sender (board/native/sendfile/sendfile.cc, Node-API):
- * sendfile(2) from a file to a socket on a thread of its own, so image bodies go from
- * the page cache to the socket without two copies through the JavaScript heap.
+ * sendfile(2) from a file to a socket, driven by Node's event loop (no threads), so image
+ * bodies go from the page cache to the socket without two copies through the JavaScript heap.
  *
  * Where the native file comes from:
  * - in a checkout: board/native/sendfile/build/Release/sendfile.node, built by
@@ -32,13 +32,14 @@ export interface SendfileError extends Error {
 }
 
 export interface SendfileJob {
-  /** Stops the transfer at its next step; the callback still runs, once, with ECANCELED. */
+  /** Stops the transfer at once; the callback still runs, once (later, from the loop), with ECANCELED. */
   abort(): void;
 }
 
 export interface SendfileAddon {
   /**
-   * Sends `length` bytes of `fileFd` from `offset` to `socketFd` on a thread of its own.
+   * Sends `length` bytes of `fileFd` from `offset` to `socketFd` from the event loop, a few
+   * MiB per wake-up while the socket is writable.
    * Both descriptors are duplicated before the call returns (the caller may close its own
    * once the callback has run). `callback` runs once, on the main thread, with the bytes
    * that went into the socket. Throws (e.g. EBADF, EMFILE) when the transfer cannot start.

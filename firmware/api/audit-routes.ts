@@ -1,5 +1,5 @@
 /** GET /api/v1/audit: the audit log (MQTT commands and API changes), newest first. */
-import type { AuditEntry } from '../telemetry/mqtt/audit.ts';
+import type { AuditEntry } from '../services/audit.ts';
 import type { Route } from './route.ts';
 
 /** The part of AuditLog the route reads. */

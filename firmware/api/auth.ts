@@ -16,7 +16,7 @@ import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from '
 import type { Clock } from '../core/clock.ts';
 import { BootboxError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { equalSecrets, hashPassword, parsePasswordHash, verifyPassword } from '../telemetry/mqtt/password.ts';
+import { equalSecrets, hashPassword, parsePasswordHash, verifyPassword } from '../core/password.ts';
 
 export const SESSION_COOKIE = 'bootbox_session';
 export const CSRF_HEADER = 'x-csrf-token';

@@ -21,8 +21,8 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import { BootboxError, ErrorCodes } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { normalizeMac } from '../core/net.ts';
-import type { AuditInput } from '../telemetry/mqtt/audit.ts';
-import { equalSecrets } from '../telemetry/mqtt/password.ts';
+import { equalSecrets } from '../core/password.ts';
+import type { AuditInput } from '../services/audit.ts';
 import { type AuditReader, auditRoutes } from './audit-routes.ts';
 import {
   type AdminAccount,

@@ -19,8 +19,8 @@ import { ManualClock } from '../../firmware/core/clock.ts';
 import { silentLogger } from '../../firmware/core/logger.ts';
 import type { Catalog, CatalogImage } from '../../firmware/images/catalog.ts';
 import type { Uploads } from '../../firmware/images/uploads.ts';
+import { AuditLog } from '../../firmware/services/audit.ts';
 import { MachineRegistry } from '../../firmware/services/machines.ts';
-import { AuditLog } from '../../firmware/telemetry/mqtt/audit.ts';
 
 const TOKEN = 'api-auth-test-token-0123456789';
 const SETUP_TOKEN = 'ABCD-EFGH-JKMN-PQRS';

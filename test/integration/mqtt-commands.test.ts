@@ -11,7 +11,7 @@ import test, { type ExecutionContext } from 'ava';
 import type { MqttClient } from 'mqtt';
 import { systemClock } from '../../firmware/core/clock.ts';
 import { silentLogger } from '../../firmware/core/logger.ts';
-import type { AuditInput } from '../../firmware/telemetry/mqtt/audit.ts';
+import type { AuditInput } from '../../firmware/services/audit.ts';
 import { CommandService, type CommandServiceOptions } from '../../firmware/telemetry/mqtt/commands.ts';
 import type { MqttPort } from '../../firmware/telemetry/mqtt/port.ts';
 import {

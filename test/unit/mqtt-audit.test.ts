@@ -5,7 +5,7 @@ import path from 'node:path';
 import test from 'ava';
 import { ManualClock } from '../../firmware/core/clock.ts';
 import { silentLogger } from '../../firmware/core/logger.ts';
-import { AuditLog, MAX_TARGETS_TEXT } from '../../firmware/telemetry/mqtt/audit.ts';
+import { AuditLog, MAX_TARGETS_TEXT } from '../../firmware/services/audit.ts';
 
 function setup(t: import('ava').ExecutionContext, max = 10_000) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bootbox-audit-'));

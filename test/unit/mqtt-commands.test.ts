@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { ManualClock } from '../../firmware/core/clock.ts';
 import { silentLogger } from '../../firmware/core/logger.ts';
-import type { AuditInput } from '../../firmware/telemetry/mqtt/audit.ts';
+import type { AuditInput } from '../../firmware/services/audit.ts';
 import {
   CommandService,
   type CommandServiceOptions,

@@ -5,7 +5,7 @@ import {
   isPasswordHash,
   parsePasswordHash,
   verifyPassword,
-} from '../../firmware/telemetry/mqtt/password.ts';
+} from '../../firmware/core/password.ts';
 
 // RFC 7914 §12, second test vector: scrypt(P="password", S="NaCl", N=1024, r=8, p=16, dkLen=64).
 const RFC7914_VECTOR = Buffer.from(

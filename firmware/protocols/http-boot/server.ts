@@ -380,8 +380,8 @@ export class HttpBootServer {
   }
 
   /**
-   * Sends the body with sendfile(2) on the addon's own thread: page cache to socket, no copy
-   * through the heap. The headers go first, through Node, and the native thread starts only
+   * Sends the body with sendfile(2) from the event loop (the addon's own socket watcher): page
+   * cache to socket, no copy through the heap. The headers go first, through Node, and the addon starts only
    * once Node has handed them to the kernel and holds nothing else for this socket (it
    * writes to the socket directly: anything Node still had queued would interleave). Node
    * writes nothing more to the socket until res.end(): a pipelined next response waits
@@ -429,7 +429,7 @@ export class HttpBootServer {
         return;
       }
       const fd = socketFd(sock);
-      // Not a plain TCP socket, or something else is queued on it (another thread must never
+      // Not a plain TCP socket, or something else is queued on it (the addon must never
       // write past it): this body goes through read buffers.
       if (fd === undefined || sock.writableLength > 0) return buffered();
       try {
@@ -446,7 +446,7 @@ export class HttpBootServer {
           SENDFILE_IDLE_MS,
         );
       } catch (e) {
-        // No descriptor or thread left to start it: this body goes through read buffers.
+        // No descriptor left to start it: this body goes through read buffers.
         this.o.log.warn('sendfile could not start: this body goes through read buffers', {
           file: f.relative,
           error: (e as Error).message,

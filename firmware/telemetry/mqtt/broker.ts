@@ -18,8 +18,8 @@ import { type Duplex, duplexPair } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { BootboxError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
+import { equalSecrets, verifyPassword } from '../../core/password.ts';
 import { type AclDecision, canPublish, canSubscribe, type Principal } from './acl.ts';
-import { equalSecrets, verifyPassword } from './password.ts';
 import type { InboundSource, MqttMessage } from './port.ts';
 import { isValidTopicFilter, topicMatches } from './topics.ts';
 

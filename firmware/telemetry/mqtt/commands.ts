@@ -23,7 +23,7 @@ import type { Clock } from '../../core/clock.ts';
 import { BootboxError, type ErrorCode } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import { type Machine, type MachineEvent, type StateChange, transition } from '../../domain/machine.ts';
-import type { AuditInput } from './audit.ts';
+import type { AuditInput } from '../../services/audit.ts';
 import {
   COMMAND_NAMES,
   type CommandName,

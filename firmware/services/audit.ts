@@ -7,9 +7,9 @@
  * A flood is not written entry by entry: requests dropped by the rate limiter are recorded
  * once per RATE_LIMITED answer, with how many were dropped (`dropped`).
  */
-import type { Clock } from '../../core/clock.ts';
-import type { Logger } from '../../core/logger.ts';
-import { JsonStore } from '../../store/json-store.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Logger } from '../core/logger.ts';
+import { JsonStore } from '../store/json-store.ts';
 
 export interface AuditEntry {
   ts: string;
