@@ -268,7 +268,8 @@ export async function run(): Promise<Section[]> {
       },
       {
         id: 'image-import-zstd-call',
-        title: 'zstd through node:zlib on one core: sync call vs async call, the same 16 non-zero 4 MiB chunks, best of 3 rounds',
+        title:
+          'zstd through node:zlib on one core: sync call vs async call, the same 16 non-zero 4 MiB chunks, best of 3 rounds',
         columns: ['call', 'level', 'MiB', 'seconds', 'MBps', 'cpuSeconds', 'ratio'],
         rows: micro,
         goals: [
