@@ -29,7 +29,15 @@ export function Dialog(props: {
     first?.focus();
     return () => {
       if (d.open) d.close();
-      before?.focus?.();
+      // The opener may have been re-rendered (live updates) while the dialog was open:
+      // find it again by its id, now and once more after the next frame.
+      const id = before?.id;
+      const restore = () => {
+        const target = before?.isConnected ? before : id ? document.getElementById(id) : null;
+        if (target && document.activeElement !== target) target.focus?.();
+      };
+      restore();
+      requestAnimationFrame(restore);
     };
   }, []);
   const onKeyDown = (e: KeyboardEvent) => {

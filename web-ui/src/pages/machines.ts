@@ -273,7 +273,7 @@ export function MachinesPage(): VNode {
                 <span>${selected.size ? `${selected.size} selected` : 'Select machines to reimage them together.'}</span>
                 ${
                   selected.size
-                    ? html`<button type="button" class="danger" onClick=${() => setReimage(selectedMachines)}>Reimage ${selected.size}…</button>
+                    ? html`<button type="button" id="reimage-selected" class="danger" onClick=${() => setReimage(selectedMachines)}>Reimage ${selected.size}…</button>
                         <button type="button" onClick=${() => setSelected(new Set())}>Clear selection</button>`
                     : null
                 }
