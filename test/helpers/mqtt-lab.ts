@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BoxLab } from './box.ts';
 import { readEvents, writeClientScript } from './dhcp-clients.ts';
+import { writeMosquittoConfig } from './mosquitto-config.ts';
 import { type Netns, NODE, ROOT, sleep, waitForLine } from './netns.ts';
 
 export const BIN = path.join(ROOT, 'bin/bootbox.mjs');
@@ -226,26 +227,14 @@ export class LabMosquitto {
 
   constructor(o: LabMosquittoOptions) {
     this.o = o;
-    mkdirSync(o.dir, { recursive: true });
-    const passwd = path.join(o.dir, 'passwd');
-    writeFileSync(passwd, '');
-    for (const [u, p] of Object.entries(o.users)) execFileSync('mosquitto_passwd', ['-b', passwd, u, p]);
-    const lines = [
-      'per_listener_settings false',
-      'allow_anonymous false',
-      `password_file ${passwd}`,
-      'user root',
-      'log_dest stderr',
-      'log_type error',
-      'log_type warning',
-      'log_type notice',
-      'log_type information',
-      `persistence ${o.persistence ? 'true' : 'false'}`,
-      `persistence_location ${o.dir}/`,
-      `listener ${o.port} ${o.host}`,
-      ...(o.tls ? [`cafile ${o.tls.ca}`, `certfile ${o.tls.cert}`, `keyfile ${o.tls.key}`, 'tls_version tlsv1.2'] : []),
-    ];
-    writeFileSync(path.join(o.dir, 'mosquitto.conf'), `${lines.join('\n')}\n`);
+    writeMosquittoConfig({
+      dir: o.dir,
+      host: o.host,
+      port: o.port,
+      users: o.users,
+      persistence: o.persistence,
+      ...(o.tls ? { tls: { ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key } } : {}),
+    });
   }
 
   get url(): string {

@@ -10,6 +10,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import { writeMosquittoConfig } from '../helpers/mosquitto-config.ts';
 import { NODE, ROOT } from '../helpers/netns.ts';
 
 export const LOCALHOST = '127.0.0.1';
@@ -121,35 +122,16 @@ export class Mosquitto {
 
   constructor(o: MosquittoOptions) {
     this.o = o;
-    mkdirSync(o.dir, { recursive: true });
-    const passwd = path.join(o.dir, 'passwd');
-    writeFileSync(passwd, '');
-    for (const [u, p] of Object.entries(o.users)) execFileSync('mosquitto_passwd', ['-b', passwd, u, p]);
-    const lines = [
-      'per_listener_settings false',
-      'allow_anonymous false',
-      `password_file ${passwd}`,
-      // Run as the test's user: the generated files stay readable.
-      'user root',
-      'log_dest stderr',
-      'log_type error',
-      'log_type warning',
-      'log_type notice',
-      'log_type information',
-      `persistence ${o.persistence ? 'true' : 'false'}`,
-      `persistence_location ${o.dir}/`,
-      `listener ${o.port} ${LOCALHOST}`,
+    writeMosquittoConfig({
+      dir: o.dir,
+      host: LOCALHOST,
+      port: o.port,
+      users: o.users,
+      persistence: o.persistence,
       ...(o.tls
-        ? [
-            `cafile ${o.tls.ca}`,
-            `certfile ${o.tls.serverCert}`,
-            `keyfile ${o.tls.serverKey}`,
-            'require_certificate true',
-            'tls_version tlsv1.2',
-          ]
-        : []),
-    ];
-    writeFileSync(this.conf, `${lines.join('\n')}\n`);
+        ? { tls: { ca: o.tls.ca, cert: o.tls.serverCert, key: o.tls.serverKey, requireClientCert: true } }
+        : {}),
+    });
   }
 
   get conf(): string {
