@@ -23,7 +23,6 @@
  * Needs qemu-system-x86, ipxe-qemu, ovmf and ipxe (a missing one fails the run).
  * BOOTBOX_E2E_SERIAL=1 logs the serial console of passing boots too.
  */
-import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +30,7 @@ import test, { type ExecutionContext } from 'ava';
 import { type NodeFirmware, qemuArgs } from '../../board/lab.ts';
 import { ensureDeployEnv } from '../../image-build/deploy-env/build.ts';
 import { sh } from '../helpers/netns.ts';
+import { type ConsoleNode, type Exit, watchConsole } from '../helpers/qemu-node.ts';
 import { type SwitchLab, switchLab } from '../helpers/switch.ts';
 
 const BOX = '10.77.0.1';
@@ -253,12 +253,6 @@ function uefiDisk(dir: string): string {
 
 // -- a node ------------------------------------------------------------------------------
 
-const strip = (s: string) =>
-  s
-    .replace(/\x1b\[[0-9;?=]*[A-Za-z]/g, '')
-    .replace(/\x1b[()][A-Z0-9]/g, '')
-    .replace(/\r/g, '');
-
 /** What the tests look for on a node's serial console. */
 const MARKS = {
   waiting: /bootbox: waiting for approval of /,
@@ -272,25 +266,10 @@ const MARKS = {
 } as const;
 type Mark = keyof typeof MARKS;
 
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  at: number;
-}
-
-interface Node {
-  /** Serial console so far (ANSI escapes and \r removed). */
-  text(): string;
-  /** Seconds after power-on at which each mark first appeared. */
-  at: Partial<Record<Mark, number>>;
-  /** Resolves with the seconds after power-on when `mark` appears; rejects on exit or timeout. */
+/** A node's console (helpers/qemu-node.ts) with this file's default step timeout. */
+interface Node extends Omit<ConsoleNode<Mark>, 'waitFor' | 'exited'> {
   waitFor(mark: Mark, timeoutMs?: number): Promise<number>;
-  /** Resolves when QEMU exits by itself; rejects after timeoutMs. */
   exited(timeoutMs?: number): Promise<Exit>;
-  /** Seconds since power-on. */
-  secs(): number;
-  /** The console's lines, each with the second it arrived at. */
-  stamped(): string[];
 }
 
 /**
@@ -318,92 +297,21 @@ function startNode(t: ExecutionContext, r: Rig, firmware: NodeFirmware, mac: str
       ...['-device', 'virtio-blk-pci,drive=d1,bootindex=2'],
     );
   }
-  const t0 = performance.now();
-  const secs = () => Number(((performance.now() - t0) / 1000).toFixed(1));
-  const qemu: ChildProcess = r.sl.sw.spawn('qemu-system-x86_64', args);
-  let raw = '';
-  let scanned = 0;
-  const at: Node['at'] = {};
-  const waiters = new Set<() => void>();
-  let exit: Exit | undefined;
-  const lines: string[] = [];
-  let partial = '';
-  const onData = (d: Buffer) => {
-    raw += d.toString('latin1');
-    const parts = (partial + d.toString('latin1')).split('\n');
-    partial = parts.pop()!;
-    for (const l of parts) lines.push(`${secs().toFixed(1).padStart(6)} ${strip(l)}`);
-    // Marks are single lines: scan only the new text, with some overlap.
-    const win = strip(raw.slice(Math.max(0, scanned - 512)));
-    scanned = raw.length;
-    for (const [k, re] of Object.entries(MARKS) as [Mark, RegExp][]) {
-      if (at[k] === undefined && re.test(win)) at[k] = secs();
-    }
-    for (const w of waiters) w();
-  };
-  qemu.stdout?.on('data', onData);
-  qemu.stderr?.on('data', onData);
-  const exitP = new Promise<Exit>((resolve) =>
-    qemu.once('exit', (code, signal) => {
-      exit = { code, signal, at: secs() };
-      resolve(exit);
-      for (const w of waiters) w();
-    }),
-  );
-  const text = () => strip(raw);
+  const qemu = r.sl.sw.spawn('qemu-system-x86_64', args);
+  const c = watchConsole(qemu, label, MARKS);
   t.teardown(async () => {
-    if (qemu.exitCode === null && qemu.signalCode === null) {
-      qemu.kill('SIGKILL');
-      await exitP;
-    }
+    await c.kill();
     try {
       r.sl.sw.ip('link', 'del', tap);
     } catch {
       // already gone
     }
-    writeFileSync(path.join(dir, 'serial.log'), text());
+    writeFileSync(path.join(dir, 'serial.log'), c.text());
   });
   return {
-    text,
-    at,
-    secs,
-    stamped: () => [...lines, ...(partial ? [`${secs().toFixed(1).padStart(6)} ${strip(partial)}`] : [])],
-    waitFor(mark, timeoutMs = STEP_MS) {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          finish();
-          reject(new Error(`${label}: no "${mark}" on the console after ${timeoutMs / 1000} s`));
-        }, timeoutMs);
-        const check = () => {
-          const v = at[mark];
-          if (v !== undefined) {
-            finish();
-            resolve(v);
-          } else if (exit) {
-            finish();
-            reject(new Error(`${label}: QEMU exited (${exit.code ?? exit.signal}) before "${mark}"`));
-          }
-        };
-        const finish = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-    exited(timeoutMs = STEP_MS) {
-      let timer: NodeJS.Timeout | undefined;
-      return Promise.race([
-        exitP.finally(() => clearTimeout(timer)),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`${label}: QEMU still running after ${timeoutMs / 1000} s`)),
-            timeoutMs,
-          );
-        }),
-      ]);
-    },
+    ...c,
+    waitFor: (mark, timeoutMs = STEP_MS) => c.waitFor(mark, timeoutMs),
+    exited: (timeoutMs = STEP_MS) => c.exited(timeoutMs),
   };
 }
 
