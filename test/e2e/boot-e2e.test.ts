@@ -32,6 +32,7 @@ import { ensureDeployEnv } from '../../image-build/deploy-env/build.ts';
 import { sh } from '../helpers/netns.ts';
 import { type ConsoleNode, type Exit, watchConsole } from '../helpers/qemu-node.ts';
 import { type SwitchLab, switchLab } from '../helpers/switch.ts';
+import { type Entry, inOrder, type Step, step, summary } from '../helpers/timeline-steps.ts';
 
 const BOX = '10.77.0.1';
 const HTTP_PORT = 8081; // boxLab's http.port
@@ -462,13 +463,6 @@ async function reimageBoot(t: ExecutionContext, group: Group, firmware: NodeFirm
 
 // -- timelines ---------------------------------------------------------------------------
 
-type Entry = Record<string, Json>;
-interface Step {
-  what: string;
-  is(e: Entry): boolean;
-}
-
-const step = (what: string, is: (e: Entry) => boolean): Step => ({ what, is });
 const S = {
   dhcp: (message: 'DISCOVER' | 'REQUEST', ipxe: boolean, arch?: string) =>
     step(
@@ -493,47 +487,6 @@ const S = {
     step(`state ${from} → ${to}`, (e) => e.type === 'machine.state' && e.from === from && e.to === to),
   report: step('deploy environment report accepted', (e) => e.type === 'boot.report' && e.accepted === true),
 };
-
-/**
- * Finds the steps in this order, each after the previous one; a group ([a, b]) is steps that
- * happen together, in either order (one exchange's events, e.g. the state change and the
- * decision of one script request). Returns the index of each step (a group's last one).
- */
-function inOrder(t: ExecutionContext, who: string, timeline: Entry[], steps: (Step | Step[])[], from = 0): number[] {
-  const idx: number[] = [];
-  let i = from;
-  for (const s of steps) {
-    let last = -1;
-    for (const one of Array.isArray(s) ? s : [s]) {
-      const j = timeline.findIndex((e, k) => k >= i && one.is(e));
-      if (j < 0) {
-        t.fail(
-          `${who}: no "${one.what}" on the timeline after entry ${i - 1} (${timeline[i - 1]?.type ?? 'its start'})`,
-        );
-        return idx;
-      }
-      last = Math.max(last, j);
-    }
-    idx.push(last);
-    i = last + 1;
-  }
-  t.pass();
-  return idx;
-}
-
-function summary(timeline: Entry[]): string {
-  const t0 = Date.parse(timeline[0]?.ts ?? '');
-  return timeline
-    .map((e) => {
-      const dt = ((Date.parse(e.ts) - t0) / 1000).toFixed(2).padStart(7);
-      const detail = Object.entries(e)
-        .filter(([k]) => !['ts', 'type', 'mac', 'name'].includes(k))
-        .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`)
-        .join(' ');
-      return `${dt}s ${e.type} ${detail}`.slice(0, 200);
-    })
-    .join('\n');
-}
 
 /** The steps of a deploy, from the script that starts it to the report. */
 function deploySteps(mac: string, from: string): (Step | Step[])[] {
