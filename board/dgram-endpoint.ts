@@ -13,8 +13,6 @@ export interface DgramEndpointOptions extends EndpointOptions {
    * the uplink. Sources and destinations outside what this returns true for are refused.
    */
   allowPeer?: (addr: string) => boolean;
-  recvBufferSize?: number;
-  sendBufferSize?: number;
 }
 
 /**
@@ -81,8 +79,7 @@ export class DgramEndpoint implements UdpEndpoint {
     const ep = new DgramEndpoint(opts);
     await bind(ep.sock, opts.port, opts.address);
     ep.boundPort = ep.sock.address().port;
-    if (opts.recvBufferSize) ep.sock.setRecvBufferSize(opts.recvBufferSize);
-    if (opts.sendBufferSize) ep.sock.setSendBufferSize(opts.sendBufferSize);
+    sizeBuffers(ep.sock, opts);
     for (const g of opts.multicastGroups ?? []) ep.sock.addMembership(g, opts.address);
     if (opts.multicastGroups?.length) ep.sock.setMulticastInterface(opts.address);
     ep.watch(ep.sock);
@@ -144,6 +141,11 @@ export class DgramEndpoint implements UdpEndpoint {
     return Promise.all([main, new Promise<void>((resolve) => conn.close(() => resolve()))]).then(() => undefined);
   }
 
+  /** The buffer sizes the kernel granted the main socket (Linux reports twice what was asked). */
+  bufferSizes(): { recv: number; send: number } {
+    return { recv: this.sock.getRecvBufferSize(), send: this.sock.getSendBufferSize() };
+  }
+
   private watch(sock: dgram.Socket): void {
     sock.on('error', () => {
       this.stats.sendErrors++;
@@ -185,8 +187,7 @@ export class DgramEndpoint implements UdpEndpoint {
       sock.close();
       return;
     }
-    if (opts.recvBufferSize) sock.setRecvBufferSize(opts.recvBufferSize);
-    if (opts.sendBufferSize) sock.setSendBufferSize(opts.sendBufferSize);
+    sizeBuffers(sock, opts);
     const remote = sock.remoteAddress();
     this.peerAddr = remote.address;
     this.peerPort = remote.port;
@@ -244,4 +245,14 @@ function isDottedQuad(s: string): boolean {
     }
   }
   return dots === 3 && digits > 0;
+}
+
+/** Asks for the buffer sizes; the kernel clamps them to its maximum, and a smaller buffer still works. */
+function sizeBuffers(sock: dgram.Socket, opts: EndpointOptions): void {
+  try {
+    if (opts.recvBufferSize) sock.setRecvBufferSize(opts.recvBufferSize);
+    if (opts.sendBufferSize) sock.setSendBufferSize(opts.sendBufferSize);
+  } catch {
+    // keep the default size
+  }
 }

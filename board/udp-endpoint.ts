@@ -53,6 +53,13 @@ export interface EndpointOptions {
    * such a path.
    */
   peer?: { address: string; port: number };
+  /**
+   * Socket buffer sizes asked of the kernel, which clamps them to net.core.[rw]mem_max. A
+   * socket many clients share (single-port TFTP in a boot storm) needs room for a burst of
+   * ACKs while the event loop is busy; a datagram that finds the buffer full is lost.
+   */
+  recvBufferSize?: number;
+  sendBufferSize?: number;
 }
 
 /** What the board hands to services: endpoints on the private interface only. */

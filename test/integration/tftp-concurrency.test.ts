@@ -32,6 +32,8 @@ for (const singlePort of [false, true]) {
                   ],
             timeoutMs: 2000,
             deadlineMs: 100_000,
+            // a final ACK lost in the storm is repeated when the server repeats the final block
+            dallyMs: 10_000,
           }),
         ),
       );

@@ -175,6 +175,12 @@ export interface GetOptions {
   rawRequest?: Buffer;
   /** Called with the socket and the server's transfer port once known (to inject traffic). */
   onServerPort?: (sock: dgram.Socket, serverPort: number) => void;
+  /**
+   * After the final ACK, keep listening this long and ACK the final block again if it comes
+   * back (RFC 1350 §6 "dallying"): a final ACK the network lost does not leave the server
+   * waiting for it. Default 0: close at once, as iPXE and most clients do.
+   */
+  dallyMs?: number;
 }
 
 export interface GetResult {
@@ -233,11 +239,21 @@ export function tftpGet(o: GetOptions): Promise<GetResult> {
     let lastTo = o.port;
     let timer: NodeJS.Timeout | undefined;
     let finished = false;
+    let lingering = false;
+    let closed = false;
+    let finalBlock: number | undefined;
     let inFlight = 0;
+    const closeIfIdle = () => {
+      if (finished && !lingering && inFlight === 0 && !closed) {
+        closed = true;
+        sock.close();
+      }
+    };
     const raw = (b: Buffer, port: number) => {
       inFlight++;
       sock.send(b, port, LOCALHOST, () => {
-        if (--inFlight === 0 && finished) sock.close();
+        inFlight--;
+        closeIfIdle();
       });
     };
     const deadline = setTimeout(
@@ -256,13 +272,20 @@ export function tftpGet(o: GetOptions): Promise<GetResult> {
       raw(b, port);
       arm();
     };
-    const finish = (err?: Error, error?: { code: number; message: string }) => {
+    const finish = (err?: Error, error?: { code: number; message: string }, dallyMs = 0) => {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
       clearTimeout(deadline);
+      if (dallyMs > 0) {
+        lingering = true;
+        setTimeout(() => {
+          lingering = false;
+          closeIfIdle();
+        }, dallyMs);
+      }
       // A send still waiting for its turn would be lost if the socket closed now.
-      if (inFlight === 0) sock.close();
+      closeIfIdle();
       if (err) reject(err);
       else
         resolve({
@@ -276,7 +299,13 @@ export function tftpGet(o: GetOptions): Promise<GetResult> {
         });
     };
     sock.on('message', (msg, rinfo) => {
-      if (finished) return;
+      if (finished) {
+        // dallying: the server did not see the final ACK and sent the final block again
+        if (lingering && rinfo.port === serverPort && msg.length >= 4 && msg.readUInt16BE(0) === 3) {
+          if (msg.readUInt16BE(2) === finalBlock) raw(ack(finalBlock), rinfo.port);
+        }
+        return;
+      }
       const n = received++;
       if (o.dropIn?.(msg, n)) return;
       if (serverPort === undefined) {
@@ -327,7 +356,8 @@ export function tftpGet(o: GetOptions): Promise<GetResult> {
       since++;
       if (data.length < blksize) {
         raw(ack(block, o.windowHint?.(block)), serverPort);
-        finish();
+        finalBlock = block;
+        finish(undefined, undefined, o.dallyMs);
         return;
       }
       if (since >= window) {

@@ -3,6 +3,7 @@
  * client beside the unconnected one, same port), and sends to IP literals and names.
  */
 import dgram from 'node:dgram';
+import fs from 'node:fs';
 import test from 'ava';
 import { DgramEndpoint } from '../../board/dgram-endpoint.ts';
 import type { Datagram } from '../../board/udp-endpoint.ts';
@@ -120,4 +121,19 @@ test('sends to an IP literal go out at once; a name still resolves', async (t) =
   t.is(viaName, null);
   await until(() => client.got.length === 2);
   t.deepEqual(client.got.map((b) => String(b).split(':')[1]).sort(), ['literal', 'name']);
+});
+
+test('asked buffer sizes are granted up to the kernel maximum; too large an ask is clamped, not an error', async (t) => {
+  const max = Number(fs.readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+  const plain = await DgramEndpoint.open({ port: 0, ifname: 'lo', address: LOCALHOST });
+  t.teardown(() => plain.close());
+  const asked = 4 * 1024 * 1024;
+  const big = await DgramEndpoint.open({ port: 0, ifname: 'lo', address: LOCALHOST, recvBufferSize: asked });
+  t.teardown(() => big.close());
+  // Linux doubles the ask for its bookkeeping and clamps the ask to rmem_max first
+  t.is(big.bufferSizes().recv, 2 * Math.min(asked, max));
+  if (max > plain.bufferSizes().recv / 2) t.true(big.bufferSizes().recv > plain.bufferSizes().recv);
+  const huge = await DgramEndpoint.open({ port: 0, ifname: 'lo', address: LOCALHOST, recvBufferSize: 2 ** 30 });
+  t.teardown(() => huge.close());
+  t.is(huge.bufferSizes().recv, 2 * max);
 });

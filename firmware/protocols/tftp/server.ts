@@ -76,6 +76,13 @@ export interface TftpServerOptions {
   /** How often deadlines are checked (default 50 ms). */
   tickMs?: number;
   /**
+   * Receive buffer of the listening socket, bytes (default 4 MiB; the kernel clamps it to
+   * net.core.rmem_max). In single-port mode every transfer's ACKs arrive there, and a boot
+   * storm's burst must fit while the event loop is busy: a final ACK lost to a full buffer
+   * leaves a transfer the client finished, but the server cannot call complete.
+   */
+  listenBufferBytes?: number;
+  /**
    * Busy-poll budget in microseconds (default 50; 0 disables; never on a single CPU). After
    * answering an ACK, the event loop may keep polling the sockets for up to this long
    * instead of sleeping, so a fast client's next ACK is read without the wake-up of a
@@ -180,7 +187,10 @@ export class TftpServer {
   async start(): Promise<void> {
     if (this.listen) return;
     this.stopped = false;
-    const ep = await this.opts.factory.open({ port: this.opts.port ?? 69 });
+    const ep = await this.opts.factory.open({
+      port: this.opts.port ?? 69,
+      recvBufferSize: this.opts.listenBufferBytes ?? 4 * 1024 * 1024,
+    });
     ep.onMessage((d) => {
       try {
         this.onListen(d);
