@@ -12,7 +12,7 @@
  *   limited too.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Clock } from '../core/clock.ts';
 import { BootboxError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -102,6 +102,13 @@ export class SessionStore {
 
   drop(id: string): boolean {
     return this.byHash.delete(digest(id));
+  }
+
+  /** Ends every session (after a password change); returns how many there were. */
+  clear(): number {
+    const n = this.byHash.size;
+    this.byHash.clear();
+    return n;
   }
 
   /** Wall-clock time at which the session expires if it is not used again. */
@@ -342,15 +349,54 @@ export class AdminAccount {
     if (this.stored !== undefined) {
       throw new BootboxError('SETUP_REFUSED', 'the admin password is already set');
     }
+    this.store(password);
+    this.token = undefined;
+    this.o.log?.info(`admin password set (stored as a scrypt hash in ${this.o.file})`);
+  }
+
+  /**
+   * Replaces the admin password (the caller has checked the current one). Refused while the
+   * password comes from the config. If admin.json cannot be written (a full disk), the old
+   * password stays in force and on disk.
+   */
+  changePassword(password: string): void {
+    if (this.o.configured) {
+      throw new BootboxError(
+        'PASSWORD_FROM_CONFIG',
+        'the admin password comes from ui.adminPassword in the config file: change it there and restart',
+      );
+    }
+    if (this.stored === undefined) {
+      throw new BootboxError('SETUP_REQUIRED', 'no admin password is set yet: set one with the setup token');
+    }
+    const weak = passwordProblem(password);
+    if (weak) throw new BootboxError('WEAK_PASSWORD', `"newPassword" ${weak}`);
+    this.store(password);
+    this.o.log?.info(`admin password changed (stored as a scrypt hash in ${this.o.file})`);
+  }
+
+  /** Writes the hash to admin.json (temp file, 0600, renamed over), then uses it. */
+  private store(password: string): void {
     const hash = hashPassword(password, this.o.hashParams);
     const file: AdminFile = { version: 1, password: hash, setAt: this.o.clock.date().toISOString() };
     const tmp = `${this.o.file}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, this.o.file);
+    try {
+      writeFileSync(tmp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+      chmodSync(tmp, 0o600);
+      renameSync(tmp, this.o.file);
+    } catch (e) {
+      try {
+        rmSync(tmp, { force: true });
+      } catch {
+        // what is left there is not the admin file
+      }
+      const code = (e as NodeJS.ErrnoException).code === 'ENOSPC' ? 'DISK_FULL' : 'INTERNAL';
+      throw new BootboxError(
+        code,
+        `the admin password could not be saved to ${this.o.file} (${(e as Error).message}); the old one stays in force`,
+      );
+    }
     this.stored = hash;
-    this.token = undefined;
-    this.o.log?.info(`admin password set (stored as a scrypt hash in ${this.o.file})`);
   }
 }
 

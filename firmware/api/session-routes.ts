@@ -5,6 +5,8 @@
  *   POST   /api/v1/session   {password} → {csrfToken, expiresAt, user} + Set-Cookie bootbox_session
  *   DELETE /api/v1/session   logout: the session is dropped and the cookie cleared
  *   POST   /api/v1/setup     {token, password}: the first admin password (then logged in)
+ *   POST   /api/v1/session/password  {currentPassword, newPassword}: every session ends, this
+ *                                    browser gets a new one
  */
 import { BootboxError } from '../core/errors.ts';
 import {
@@ -119,6 +121,59 @@ export function sessionRoutes(o: SessionRoutesOptions): Route[] {
           status: 200,
           body: { loggedOut: ctx.caller.kind === 'session' },
           headers: { 'Set-Cookie': clearedSessionCookie(ctx.secure) },
+        };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/session/password',
+      auth: true,
+      summary:
+        'Change the admin password (needs the current one): every session ends, and a browser that asked gets a new one',
+      requestSchema: {
+        type: 'object',
+        properties: {
+          currentPassword: { type: 'string', minLength: 1, maxLength: MAX_PASSWORD_LENGTH },
+          newPassword: { type: 'string', maxLength: MAX_PASSWORD_LENGTH },
+        },
+        required: ['currentPassword', 'newPassword'],
+        additionalProperties: false,
+      },
+      responseDescription:
+        '{changed: true, sessionsEnded} and, from a browser session, the new session as POST /api/v1/session',
+      handler: async (ctx) => {
+        // A stolen session cookie must not turn into the password: the current one is asked
+        // for, and wrong guesses count against the login limit.
+        const attempt = limited(ctx);
+        if (!('succeeded' in attempt)) return attempt;
+        if (admin.source === 'config') {
+          throw new BootboxError(
+            'PASSWORD_FROM_CONFIG',
+            'the admin password comes from ui.adminPassword in the config file: change it there and restart',
+          );
+        }
+        const { currentPassword, newPassword } = ctx.body as { currentPassword: string; newPassword: string };
+        if (!(await admin.verify(currentPassword))) {
+          return errorBody('WRONG_PASSWORD', '"currentPassword" is not the admin password: nothing was changed');
+        }
+        attempt.succeeded();
+        if (newPassword === currentPassword) {
+          throw new BootboxError('WEAK_PASSWORD', '"newPassword" is the same as the current password');
+        }
+        admin.changePassword(newPassword);
+        const sessionsEnded = sessions.clear();
+        if (ctx.caller.kind !== 'session') return { status: 200, body: { changed: true, sessionsEnded } };
+        const s = sessions.create();
+        return {
+          status: 200,
+          body: {
+            changed: true,
+            sessionsEnded,
+            csrfToken: s.csrfToken,
+            expiresAt: sessions.expiresAt(s).toISOString(),
+            user: 'admin',
+          },
+          headers: { 'Set-Cookie': sessionCookie(s.id, ctx.secure) },
         };
       },
     },

@@ -82,6 +82,10 @@ export const ErrorCodes = {
   SETUP_REFUSED: { http: 403, exit: 1 },
   /** A new admin password that does not meet the policy (length). */
   WEAK_PASSWORD: { http: 400, exit: 1 },
+  /** A password change whose current password is wrong (the session stays). */
+  WRONG_PASSWORD: { http: 403, exit: 1 },
+  /** A password change while the admin password comes from the config (ui.adminPassword): change it there. */
+  PASSWORD_FROM_CONFIG: { http: 409, exit: 1 },
   // generic
   NOT_FOUND: { http: 404, exit: 1 },
   CONFLICT: { http: 409, exit: 1 },

@@ -312,6 +312,140 @@ test('logins are rate limited per address and for everyone, with Retry-After', a
   t.is(entries.filter((e) => e.result === 'ok' && e.identity === 'admin').length, 2);
 });
 
+test('password change: needs the current password and CSRF; ends every session; the new password is stored', async (t) => {
+  const b = await makeBox(t);
+  await setUp(b);
+  const me = await login(b);
+  const other = await login(b, '10.77.0.20');
+  const NEW = 'a brand new passphrase';
+  const change = (body: unknown, headers: Record<string, string> = { cookie: me.cookie, 'x-csrf-token': me.csrf }) =>
+    b.api.inject({ method: 'POST', url: '/api/v1/session/password', body, headers });
+  const before = fs.readFileSync(path.join(b.dir, 'admin.json'), 'utf8');
+
+  t.is((await change({ currentPassword: PASSWORD, newPassword: NEW }, {})).status, 401, 'no credentials');
+  const noCsrf = await change({ currentPassword: PASSWORD, newPassword: NEW }, { cookie: me.cookie });
+  t.is(j(noCsrf).error.code, 'CSRF_FAILED');
+  const wrong = await change({ currentPassword: 'not the password', newPassword: NEW });
+  t.is(wrong.status, 403);
+  t.is(j(wrong).error.code, 'WRONG_PASSWORD');
+  t.regex(j(wrong).error.message, /"currentPassword"/);
+  const weak = await change({ currentPassword: PASSWORD, newPassword: 'short' });
+  t.is(j(weak).error.code, 'WEAK_PASSWORD');
+  t.regex(j(weak).error.message, /"newPassword" must be at least 10 characters/);
+  const same = await change({ currentPassword: PASSWORD, newPassword: PASSWORD });
+  t.is(j(same).error.code, 'WEAK_PASSWORD');
+  const missing = await change({ currentPassword: PASSWORD });
+  t.is(missing.status, 400);
+  t.regex(j(missing).error.message, /newPassword/);
+  t.is(fs.readFileSync(path.join(b.dir, 'admin.json'), 'utf8'), before, 'nothing changed on disk');
+  t.is((await b.api.inject({ method: 'GET', url: '/api/v1/machines', headers: { cookie: other.cookie } })).status, 200);
+
+  const ok = await change({ currentPassword: PASSWORD, newPassword: NEW });
+  t.is(ok.status, 200, ok.body);
+  // the setup's session, this one and the other browser's
+  t.like(j(ok), { changed: true, sessionsEnded: 3, user: 'admin' });
+  const fresh = ok.headers['set-cookie']!.split(';')[0]!;
+  t.not(fresh, me.cookie);
+  // every earlier session has ended, the one handed back works
+  for (const old of [me.cookie, other.cookie]) {
+    t.is((await b.api.inject({ method: 'GET', url: '/api/v1/machines', headers: { cookie: old } })).status, 401);
+  }
+  const approve = await b.api.inject({
+    method: 'POST',
+    url: `/api/v1/machines/${MAC}/approve`,
+    headers: { cookie: fresh, 'x-csrf-token': j(ok).csrfToken },
+  });
+  t.is(approve.status, 200, approve.body);
+  const oldLogin = await b.api.inject({ method: 'POST', url: '/api/v1/session', body: { password: PASSWORD } });
+  t.is(oldLogin.status, 401);
+  const newLogin = await b.api.inject({ method: 'POST', url: '/api/v1/session', body: { password: NEW } });
+  t.is(newLogin.status, 200);
+  const stored = fs.readFileSync(path.join(b.dir, 'admin.json'), 'utf8');
+  t.false(stored.includes(NEW));
+  t.is(fs.statSync(path.join(b.dir, 'admin.json')).mode & 0o777, 0o600);
+  const restarted = new AdminAccount({ file: path.join(b.dir, 'admin.json'), clock: b.clock });
+  restarted.load();
+  t.true(await restarted.verify(NEW));
+
+  // a script with a bearer token may change it too; it gets no cookie
+  const byToken = await b.api.inject({
+    method: 'POST',
+    url: '/api/v1/session/password',
+    body: { currentPassword: NEW, newPassword: PASSWORD },
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  t.is(byToken.status, 200, byToken.body);
+  t.false('set-cookie' in byToken.headers);
+  // audited, without the passwords
+  const entries = b.audit.list({ command: 'POST /api/v1/session/password', limit: 100 });
+  t.deepEqual(
+    entries.map((e) => e.code ?? e.result),
+    // newest first
+    ['ok', 'ok', 'INVALID_REQUEST', 'WEAK_PASSWORD', 'WEAK_PASSWORD', 'WRONG_PASSWORD', 'CSRF_FAILED'],
+  );
+  t.false(JSON.stringify(entries).includes(NEW));
+});
+
+test('password change: wrong current passwords count against the login limit', async (t) => {
+  const b = await makeBox(t);
+  await setUp(b);
+  const me = await login(b, '10.77.0.9');
+  const change = (currentPassword: string) =>
+    b.api.inject({
+      method: 'POST',
+      url: '/api/v1/session/password',
+      body: { currentPassword, newPassword: 'a brand new passphrase' },
+      headers: { cookie: me.cookie, 'x-csrf-token': me.csrf },
+      remoteAddress: '10.77.0.9',
+    });
+  for (let i = 0; i < 5; i++) t.is((await change(`guess number ${i}`)).status, 403);
+  const limited = await change(PASSWORD);
+  t.is(limited.status, 429, 'even the right password waits');
+  t.truthy(limited.headers['retry-after']);
+});
+
+test('password change: refused while the password comes from the config, and when admin.json cannot be written', async (t) => {
+  const configured = await makeBox(t, { configured: 'configured-password' });
+  const c = await configured.api.inject({
+    method: 'POST',
+    url: '/api/v1/session',
+    body: { password: 'configured-password' },
+  });
+  const r = await configured.api.inject({
+    method: 'POST',
+    url: '/api/v1/session/password',
+    body: { currentPassword: 'configured-password', newPassword: 'a brand new passphrase' },
+    headers: { cookie: c.headers['set-cookie']!.split(';')[0]!, 'x-csrf-token': j(c).csrfToken },
+  });
+  t.is(r.status, 409);
+  t.is(j(r).error.code, 'PASSWORD_FROM_CONFIG');
+  t.regex(j(r).error.message, /ui\.adminPassword/);
+
+  // the data directory turns read-only (a failing or full disk): the old password stays
+  const b = await makeBox(t);
+  await setUp(b);
+  const me = await login(b);
+  const file = path.join(b.dir, 'admin.json');
+  const before = fs.readFileSync(file, 'utf8');
+  // a directory where the temp file would go makes the write fail, as a full disk would
+  fs.mkdirSync(`${file}.tmp-${process.pid}`);
+  const failed = await b.api.inject({
+    method: 'POST',
+    url: '/api/v1/session/password',
+    body: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase' },
+    headers: { cookie: me.cookie, 'x-csrf-token': me.csrf },
+  });
+  t.is(failed.status, 500);
+  t.regex(j(failed).error.message, /could not be saved .*the old one stays in force/);
+  t.is(fs.readFileSync(file, 'utf8'), before);
+  t.true(await b.admin.verify(PASSWORD));
+  t.is(
+    (await b.api.inject({ method: 'GET', url: '/api/v1/machines', headers: { cookie: me.cookie } })).status,
+    200,
+    'sessions kept',
+  );
+});
+
 test('changes made with the session cookie need its X-CSRF-Token', async (t) => {
   const b = await makeBox(t);
   await setUp(b);

@@ -432,6 +432,48 @@ test('a 375 px wide screen shows the machines page without sideways scrolling', 
   }
 });
 
+test('the admin password is changed on the settings page: a wrong current one is refused at its field; this browser stays signed in', async (t) => {
+  const { page, box } = c();
+  const NEW = 'a new admin passphrase';
+  await go('#/settings');
+  await page.getByRole('heading', { name: 'Admin password' }).waitFor();
+  await page.getByLabel('Current password', { exact: true }).fill('not the password');
+  await page.getByLabel('New password', { exact: true }).fill(NEW);
+  await page.getByLabel('New password again', { exact: true }).fill(NEW);
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await page.getByRole('alert').filter({ hasText: 'is not the admin password' }).waitFor();
+  t.is(await page.getByLabel('Current password', { exact: true }).getAttribute('aria-invalid'), 'true');
+  await page.getByLabel('Current password', { exact: true }).fill(PASSWORD);
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await page.getByText(/^Password changed\./).waitFor();
+  await shot('password');
+  t.is(await page.getByLabel('Current password', { exact: true }).inputValue(), '', 'the fields are emptied');
+  // still signed in, with the new session the answer set: a change goes through
+  await go('#/settings');
+  await page.getByLabel('Naming pattern').fill('UI-NODE%04#');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText(/Saved\. Restart the box for boot\.namingPattern/).waitFor();
+  const login = async (password: string) =>
+    (
+      await box.exec('curl', [
+        '-sS',
+        '-m',
+        '5',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '-H',
+        'Content-Type: application/json',
+        '--data',
+        JSON.stringify({ password }),
+        `${UI}/api/v1/session`,
+      ])
+    ).stdout;
+  t.is(await login(PASSWORD), '401', 'the old password no longer signs in');
+  t.is(await login(NEW), '200');
+});
+
 test('no alert or dialog fired and no CSP violation or script error was logged', (t) => {
   t.deepEqual(c().dialogs, []);
   t.deepEqual(c().problems, []);

@@ -181,6 +181,19 @@ export async function setUp(token: string, password: string): Promise<Session> {
   return signIn(password);
 }
 
+/**
+ * Changes the admin password. Every session on the box ends; this browser is handed a new
+ * one (its cookie is set by the answer, its CSRF token taken here).
+ */
+export async function changePassword(currentPassword: string, newPassword: string): Promise<number> {
+  const r = await api.post<SessionBody & { sessionsEnded?: number }>('/api/v1/session/password', {
+    currentPassword,
+    newPassword,
+  });
+  take(r);
+  return r.sessionsEnded ?? 0;
+}
+
 /** Token mode: remember the API token for this tab. */
 export function rememberApiToken(token: string): Session {
   auth.bearer = token;

@@ -5,7 +5,7 @@
  */
 import type { VNode } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, api, isMissingRoute } from '../api.ts';
+import { ApiError, api, changePassword, isMissingRoute } from '../api.ts';
 import { archLabel, dateTime } from '../format.ts';
 import { html } from '../html.ts';
 import {
@@ -230,8 +230,83 @@ export function SettingsPage(): VNode {
   return html`<div class="page">
     <${PageTitle}>Settings<//>
     ${body}
+    <${PasswordCard} />
     <${AuditLog} />
   </div>`;
+}
+
+const MIN_PASSWORD = 10;
+
+/** The admin password: the current one, the new one twice. Every other browser is signed out. */
+function PasswordCard(): VNode {
+  const [current, setCurrent] = useState('');
+  const [next, setNext] = useState('');
+  const [again, setAgain] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [result, setResult] = useState<{ level: 'ok' | 'error'; text: string; field?: string } | undefined>();
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setResult(undefined);
+    if (!current) return setResult({ level: 'error', text: 'Enter the current password.', field: 'pw-current' });
+    if ([...next].length < MIN_PASSWORD)
+      return setResult({
+        level: 'error',
+        text: `The new password must be at least ${MIN_PASSWORD} characters long.`,
+        field: 'pw-new',
+      });
+    if (next !== again) return setResult({ level: 'error', text: 'The two new passwords differ.', field: 'pw-again' });
+    setBusy(true);
+    try {
+      const ended = await changePassword(current, next);
+      setCurrent('');
+      setNext('');
+      setAgain('');
+      setResult({
+        level: 'ok',
+        text:
+          ended > 1
+            ? `Password changed. ${ended - 1} other signed-in browser${ended > 2 ? 's were' : ' was'} signed out.`
+            : 'Password changed.',
+      });
+    } catch (err) {
+      const code = err instanceof ApiError ? err.code : undefined;
+      setResult({
+        level: 'error',
+        text: `Not changed: ${(err as Error).message}`,
+        ...(code === 'WRONG_PASSWORD' ? { field: 'pw-current' } : code === 'WEAK_PASSWORD' ? { field: 'pw-new' } : {}),
+      });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const invalid = (id: string) => (result?.level === 'error' && result.field === id ? 'true' : undefined);
+  const field = (id: string, label: string, value: string, set: (v: string) => void, autocomplete: string) =>
+    html`<label for=${id}>${label}</label>
+      <input
+        id=${id}
+        type="password"
+        autocomplete=${autocomplete}
+        value=${value}
+        aria-invalid=${invalid(id)}
+        aria-describedby=${invalid(id) ? 'pw-result' : undefined}
+        onInput=${(e: Event) => set((e.target as HTMLInputElement).value)}
+      />`;
+
+  return html`<section class="card" aria-labelledby="pw-title">
+    <h2 id="pw-title">Admin password</h2>
+    <form class="settings" onSubmit=${submit} novalidate>
+      <p class="help">At least ${MIN_PASSWORD} characters. Changing it signs out every other browser; API tokens keep working.</p>
+      ${field('pw-current', 'Current password', current, setCurrent, 'current-password')}
+      ${field('pw-new', 'New password', next, setNext, 'new-password')}
+      ${field('pw-again', 'New password again', again, setAgain, 'new-password')}
+      <div id="pw-result" aria-live="polite">${result ? html`<${Notice} level=${result.level}>${result.text}<//>` : null}</div>
+      <div class="actions">
+        <button type="submit" class="primary" disabled=${busy}>${busy ? 'Changing…' : 'Change password'}</button>
+      </div>
+    </form>
+  </section>`;
 }
 
 interface AuditEntry {
