@@ -370,6 +370,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
       admin,
       sessionTtlMin: config.ui.sessionTtlMin,
       openReadOnly: config.ui.openReadOnly,
+      ...(config.ui.hostNames ? { hostNames: config.ui.hostNames } : {}),
       isPrivatePeer: board.isPrivatePeer,
       uiDir,
       // JSON bodies: unattend templates may be up to 1 MiB of text

@@ -14,7 +14,8 @@
  * `inject()` runs a request through the same code without a socket (tests).
  */
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import os from 'node:os';
 import { Readable } from 'node:stream';
 import type { Service } from '../app.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
@@ -75,6 +76,11 @@ export interface ApiServerOptions {
   openReadOnly?: boolean;
   /** True for addresses on the private network (board.isPrivatePeer). Loopback always counts. */
   isPrivatePeer?: (address: string) => boolean;
+  /**
+   * Names the box answers open reads for, besides IP literals, localhost and its host name
+   * (ui.hostNames): the DNS rebinding guard of `openReadOnly`.
+   */
+  hostNames?: string[];
   /** The web UI's built files (index.html, assets/); without it only /api is served. */
   uiDir?: string;
   /** The audit log: API changes are recorded, and GET /api/v1/audit reads it. */
@@ -142,13 +148,16 @@ export class ApiServer implements Service {
   private servers: http.Server[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly streams = new Set<() => void>();
-  private readonly counters = { requests: 0, unauthorized: 0, csrfRefused: 0, audited: 0 };
+  private readonly counters = { requests: 0, unauthorized: 0, csrfRefused: 0, hostRefused: 0, audited: 0 };
+  private readonly hostNames: Set<string>;
 
   constructor(opts: ApiServerOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
     this.sessions = new SessionStore({ clock: this.clock, ttlMs: (opts.sessionTtlMin ?? 60) * 60_000 });
     this.staticFiles = opts.uiDir ? new StaticFiles(opts.uiDir) : undefined;
+    const own = os.hostname().toLowerCase();
+    this.hostNames = new Set([own, `${own}.local`, ...(opts.hostNames ?? []).map(hostName)]);
     const builtIn: (Route & { sse?: boolean })[] = [];
     if (opts.admin) {
       builtIn.push(
@@ -347,7 +356,7 @@ export class ApiServer implements Service {
       const access = accessOf(r);
       const mutation = r.method !== 'GET';
       if (access !== 'public') {
-        const refused = this.refusal(caller, access, peer, secure);
+        const refused = this.refusal(caller, access, peer, secure, req.headers.host);
         if (refused) {
           this.counters.unauthorized++;
           return send(res, refused);
@@ -439,9 +448,20 @@ export class ApiServer implements Service {
     access: 'read' | 'admin',
     peer: string,
     secure: boolean,
+    host: string | undefined,
   ): RouteResult | undefined {
     if (caller.kind !== 'anonymous') return undefined;
-    if (access === 'read' && !caller.badToken && this.openToPeer(peer)) return undefined;
+    if (access === 'read' && !caller.badToken && this.openToPeer(peer)) {
+      // A page elsewhere could point a name of its own at the box (DNS rebinding) and have a
+      // browser on the private network read the API: open reads answer only the box's names.
+      // Sessions are safe without this: their cookie belongs to the name the admin logged in by.
+      if (hostAllowed(host, this.hostNames)) return undefined;
+      this.counters.hostRefused++;
+      return errorBody(
+        'HOST_NOT_ALLOWED',
+        `reads without credentials answer requests addressed to the box by IP address, localhost, its host name or a name in ui.hostNames, not "${hostName(host ?? '')}": add the name to ui.hostNames, or log in`,
+      );
+    }
     if (caller.badToken) return errorBody('UNAUTHORIZED', 'the bearer token is not one of api.tokens');
     if (caller.expired) {
       const r = errorBody('SESSION_EXPIRED', 'session expired: log in again');
@@ -575,6 +595,26 @@ function send(res: Res, r: RouteResult): void {
 /** `::ffff:10.0.0.5` → `10.0.0.5`. */
 function unmapped(a: string): string {
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
+/** The name in a Host header: lower case, without port or final dot; IPv6 literals keep their brackets. */
+export function hostName(host: string): string {
+  const h = host.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
+  return h.replace(/:\d*$/, '').replace(/\.$/, '');
+}
+
+/**
+ * Whether a request's Host header addresses the box: no header (not a browser), an IP
+ * literal, localhost (browsers keep *.localhost on loopback), or a name in `names`.
+ */
+export function hostAllowed(host: string | undefined, names: Set<string>): boolean {
+  if (host === undefined || host === '') return true;
+  const name = hostName(host);
+  if (/^\[[0-9a-f:.]+\]$/.test(name) && net.isIPv6(name.slice(1, -1))) return true;
+  if (net.isIPv4(name)) return true;
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  return names.has(name);
 }
 
 function isLoopback(a: string): boolean {

@@ -46,6 +46,12 @@ export interface Config {
     sessionTtlMin: number;
     /** Read-only API calls (GET) without credentials from the private network and loopback. */
     openReadOnly: boolean;
+    /**
+     * Names the box is reached by (besides IP addresses, localhost and its host name). Reads
+     * without credentials (openReadOnly) answer only requests addressed to one of these: a web
+     * page elsewhere cannot point a name of its own at the box and read it (DNS rebinding).
+     */
+    hostNames?: string[];
   };
   /** Values of the WDS unattend variables %MACHINEDOMAIN% (default dhcp.domain), %ORGNAME%, %TIMEZONE%. */
   unattend: { domain?: string; orgName?: string; timezone?: string };
@@ -306,6 +312,15 @@ const SCHEMA: ObjectSpec = {
     },
     sessionTtlMin: { check: int(1, 7 * 24 * 60) },
     openReadOnly: { check: bool },
+    hostNames: {
+      check: list(
+        str((s) =>
+          /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(s)
+            ? undefined
+            : 'must be a DNS name such as bootbox.cluster.example',
+        ),
+      ),
+    },
   },
   unattend: { domain: { check: str() }, orgName: { check: str() }, timezone: { check: str() } },
   images: {

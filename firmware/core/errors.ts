@@ -82,6 +82,8 @@ export const ErrorCodes = {
   SETUP_REFUSED: { http: 403, exit: 1 },
   /** A new admin password that does not meet the policy (length). */
   WEAK_PASSWORD: { http: 400, exit: 1 },
+  /** A read without credentials (ui.openReadOnly) addressed to a name the box does not know as its own (ui.hostNames). */
+  HOST_NOT_ALLOWED: { http: 403, exit: 1 },
   /** A password change whose current password is wrong (the session stays). */
   WRONG_PASSWORD: { http: 403, exit: 1 },
   /** A password change while the admin password comes from the config (ui.adminPassword): change it there. */

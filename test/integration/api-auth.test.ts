@@ -34,6 +34,7 @@ const CSP =
 
 interface BoxOptions {
   openReadOnly?: boolean;
+  hostNames?: string[];
   configured?: string;
 }
 
@@ -127,6 +128,7 @@ async function makeBox(t: ExecutionContext, o: BoxOptions = {}) {
     audit,
     uiDir,
     openReadOnly: o.openReadOnly ?? false,
+    ...(o.hostNames ? { hostNames: o.hostNames } : {}),
     isPrivatePeer: (a) => a.startsWith('10.77.0.'),
     sessionTtlMin: 60,
     version: '9.9.9',
@@ -590,6 +592,41 @@ test('ui.openReadOnly opens GETs to loopback and the private network only; chang
     401,
     'a wrong token is refused, not ignored',
   );
+});
+
+test('open reads answer only the names the box goes by (DNS rebinding); sessions and tokens work by any name', async (t) => {
+  const open = await makeBox(t, { openReadOnly: true, hostNames: ['Bootbox.Cluster.Example'] });
+  const read = (host: string, headers: Record<string, string> = {}) =>
+    open.api.inject({
+      method: 'GET',
+      url: '/api/v1/machines',
+      remoteAddress: PRIVATE_PEER,
+      headers: { host, ...headers },
+    });
+  for (const host of [
+    '10.77.0.1',
+    '10.77.0.1:8080',
+    '[fe80::1]:8080',
+    '[::1]',
+    'localhost:8080',
+    'ui.localhost',
+    'bootbox.cluster.example',
+    'BOOTBOX.cluster.example.:8080',
+    `${os.hostname()}:8080`,
+  ]) {
+    t.is((await read(host)).status, 200, host);
+  }
+  for (const host of ['attacker.example', 'attacker.example:8080', '10.77.0.1.attacker.example', '[not-ipv6]']) {
+    const r = await read(host);
+    t.is(r.status, 403, host);
+    t.is(j(r).error.code, 'HOST_NOT_ALLOWED');
+    t.regex(j(r).error.message, /ui\.hostNames/);
+  }
+  // A name in the Host header does not matter once the caller has credentials.
+  t.is((await read('attacker.example', { authorization: `Bearer ${TOKEN}` })).status, 200);
+  await setUp(open);
+  const { cookie } = await login(open);
+  t.is((await read('bootbox.lan', { cookie })).status, 200);
 });
 
 test('bad input: malformed JSON, unknown fields and out-of-range values are refused, naming the field', async (t) => {

@@ -59,6 +59,7 @@ const badValues: [string, unknown][] = [
   ['tftp.busyPollUs', -1],
   ['http.port', 65536],
   ['ui.port', '8080'],
+  ['ui.hostNames', ['bootbox.example', 'http://bootbox']],
   ['api.tokens', ['short']],
   ['mqtt.url', 'http://broker'],
   ['mqtt.username', 1],
