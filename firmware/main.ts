@@ -46,6 +46,7 @@ import { DhcpService } from './services/dhcp-service.ts';
 import { ImageService } from './services/image-service.ts';
 import { MachineRegistry } from './services/machines.ts';
 import { CommandService, wipeScriptHandler } from './telemetry/mqtt/commands.ts';
+import { readTlsFiles } from './telemetry/mqtt/link.ts';
 import { guessImageOs } from './telemetry/mqtt/node-actions.ts';
 import { setupMqtt } from './telemetry/mqtt/setup.ts';
 import { buildInfo, versionLine } from './version.ts';
@@ -362,6 +363,13 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     stop: () => audit.close(),
     status: () => ({ entries: audit.size }),
   });
+  // HTTPS on the UI port with ui.tls (both files, PEM); a bad file stops the start, naming the key.
+  let uiTls: { cert: Buffer; key: Buffer } | undefined;
+  if (config.ui.tls?.cert || config.ui.tls?.key) {
+    const m = readTlsFiles({ cert: config.ui.tls.cert, key: config.ui.tls.key }, undefined, 'ui.tls');
+    uiTls = { cert: m.cert!, key: m.key! };
+  }
+  const uiScheme = uiTls ? 'https' : 'http';
   services.push(
     new ApiServer({
       port: config.ui.port,
@@ -371,6 +379,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
       sessionTtlMin: config.ui.sessionTtlMin,
       openReadOnly: config.ui.openReadOnly,
       ...(config.ui.hostNames ? { hostNames: config.ui.hostNames } : {}),
+      ...(uiTls ? { tls: uiTls } : {}),
       isPrivatePeer: board.isPrivatePeer,
       uiDir,
       // JSON bodies: unattend templates may be up to 1 MiB of text
@@ -470,11 +479,11 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
   writeFileSync(path.join(config.dataDir, PID_FILE), `${process.pid}\n`);
   const where = `private ${priv.name} ${priv.ipv4}` + (cmd.lab ? ` (lab ${cmd.labName}, nodes: bootbox lab node)` : '');
-  log.info(`UI and API on ${hosts.map((h) => `http://${h}:${config.ui.port}`).join(', ')}`);
+  log.info(`UI and API on ${hosts.map((h) => `${uiScheme}://${h}:${config.ui.port}`).join(', ')}`);
   const setupToken = admin.setupToken;
   let setup = '';
   if (setupToken) {
-    const url = `http://${hosts[0]}:${config.ui.port}/`;
+    const url = `${uiScheme}://${hosts[0]}:${config.ui.port}/`;
     log.warn(`no admin password yet: open ${url} and give the setup token ${setupToken} to set one`);
     setup = `, setup token ${setupToken} (open ${url} to set the admin password)`;
   }

@@ -14,6 +14,7 @@
  * `inject()` runs a request through the same code without a socket (tests).
  */
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import os from 'node:os';
 import { Readable } from 'node:stream';
@@ -81,6 +82,8 @@ export interface ApiServerOptions {
    * (ui.hostNames): the DNS rebinding guard of `openReadOnly`.
    */
   hostNames?: string[];
+  /** HTTPS: the certificate (chain) and key, PEM (ui.tls). Session cookies then carry Secure. */
+  tls?: { cert: Buffer; key: Buffer };
   /** The web UI's built files (index.html, assets/); without it only /api is served. */
   uiDir?: string;
   /** The audit log: API changes are recorded, and GET /api/v1/audit reads it. */
@@ -208,9 +211,18 @@ export class ApiServer implements Service {
 
   async start(): Promise<void> {
     for (const host of this.opts.hosts) {
-      const srv = http.createServer((req, res) => {
+      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
         this.handle(req, res).catch((e) => this.crashed(res, e));
-      });
+      };
+      let srv: http.Server;
+      try {
+        srv = this.opts.tls
+          ? https.createServer({ cert: this.opts.tls.cert, key: this.opts.tls.key }, handler)
+          : http.createServer(handler);
+      } catch (e) {
+        // a key that does not fit the certificate, or PEM that is not a certificate
+        throw new BootboxError('CONFIG_INVALID', `"ui.tls": ${(e as Error).message}`);
+      }
       srv.on('connection', (s) => {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));
@@ -245,6 +257,7 @@ export class ApiServer implements Service {
 
   status(): Record<string, unknown> {
     return {
+      scheme: this.opts.tls ? 'https' : 'http',
       listen: this.servers.map((s) => {
         const a = s.address() as AddressInfo;
         return `${a.address}:${a.port}`;

@@ -52,6 +52,8 @@ export interface Config {
      * page elsewhere cannot point a name of its own at the box and read it (DNS rebinding).
      */
     hostNames?: string[];
+    /** HTTPS on ui.port: PEM files of the certificate (chain) and its key. */
+    tls?: { cert?: string; key?: string };
   };
   /** Values of the WDS unattend variables %MACHINEDOMAIN% (default dhcp.domain), %ORGNAME%, %TIMEZONE%. */
   unattend: { domain?: string; orgName?: string; timezone?: string };
@@ -321,6 +323,7 @@ const SCHEMA: ObjectSpec = {
         ),
       ),
     },
+    tls: { cert: { check: str() }, key: { check: str() } },
   },
   unattend: { domain: { check: str() }, orgName: { check: str() }, timezone: { check: str() } },
   images: {

@@ -60,6 +60,7 @@ const badValues: [string, unknown][] = [
   ['http.port', 65536],
   ['ui.port', '8080'],
   ['ui.hostNames', ['bootbox.example', 'http://bootbox']],
+  ['ui.tls', 'server.pem'],
   ['api.tokens', ['short']],
   ['mqtt.url', 'http://broker'],
   ['mqtt.username', 1],

@@ -77,6 +77,7 @@ export interface TlsMaterial {
 export function readTlsFiles(
   files: { ca?: string; cert?: string; key?: string },
   readFile: (file: string) => Buffer = (f) => readFileSync(f),
+  prefix = 'mqtt',
 ): TlsMaterial {
   const out: TlsMaterial = {};
   for (const k of ['ca', 'cert', 'key'] as const) {
@@ -87,15 +88,15 @@ export function readTlsFiles(
       data = readFile(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      throw new BootboxError('CONFIG_UNREADABLE', `"mqtt.${k}" ${file} cannot be read (${code})`);
+      throw new BootboxError('CONFIG_UNREADABLE', `"${prefix}.${k}" ${file} cannot be read (${code})`);
     }
     if (!data.includes('-----BEGIN ')) {
-      throw new BootboxError('CONFIG_INVALID', `"mqtt.${k}" ${file} is not a PEM file`);
+      throw new BootboxError('CONFIG_INVALID', `"${prefix}.${k}" ${file} is not a PEM file`);
     }
     out[k] = data;
   }
   if (Boolean(out.cert) !== Boolean(out.key)) {
-    throw new BootboxError('CONFIG_INVALID', `"mqtt.cert" and "mqtt.key" go together: give both or neither`);
+    throw new BootboxError('CONFIG_INVALID', `"${prefix}.cert" and "${prefix}.key" go together: give both or neither`);
   }
   return out;
 }

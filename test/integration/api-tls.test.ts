@@ -1,0 +1,125 @@
+/**
+ * The UI and API over HTTPS (ui.tls): a throw-away CA and server certificate from openssl,
+ * a client that trusts only that CA, the Secure session cookie, and what bad files get.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { AdminAccount } from '../../firmware/api/auth.ts';
+import { ApiServer } from '../../firmware/api/server.ts';
+import { ManualClock } from '../../firmware/core/clock.ts';
+import { BootboxError } from '../../firmware/core/errors.ts';
+import { readTlsFiles } from '../../firmware/telemetry/mqtt/link.ts';
+import { labPki } from '../helpers/mqtt-lab.ts';
+
+const PASSWORD = 'correct horse battery';
+
+function tmpdir(t: ExecutionContext): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'bootbox-api-tls-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+function admin(dir: string): AdminAccount {
+  const a = new AdminAccount({ configured: PASSWORD, file: path.join(dir, 'admin.json'), clock: new ManualClock() });
+  a.load();
+  return a;
+}
+
+function portOf(api: ApiServer): number {
+  return Number(
+    String((api.status().listen as string[])[0])
+      .split(':')
+      .pop(),
+  );
+}
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function call(mod: typeof http | typeof https, o: https.RequestOptions, body?: unknown): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = mod.request(
+      {
+        host: '127.0.0.1',
+        ...o,
+        headers: {
+          ...o.headers,
+          ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+      },
+    );
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+test('with ui.tls the UI port speaks HTTPS: a client trusting the CA logs in and gets a Secure cookie', async (t) => {
+  const dir = tmpdir(t);
+  const pki = labPki(path.join(dir, 'pki'), '127.0.0.1');
+  const tls = readTlsFiles({ cert: pki.cert, key: pki.key }, undefined, 'ui.tls');
+  const api = new ApiServer({
+    port: 0,
+    hosts: ['127.0.0.1'],
+    tokens: ['api-tls-test-token-0123456789'],
+    admin: admin(dir),
+    routes: [],
+    tls: { cert: tls.cert!, key: tls.key! },
+  });
+  await api.start();
+  t.teardown(() => api.stop());
+  t.is(api.status().scheme, 'https');
+  const port = portOf(api);
+  const ca = fs.readFileSync(pki.ca);
+
+  const login = await call(https, { port, method: 'POST', path: '/api/v1/session', ca }, { password: PASSWORD });
+  t.is(login.status, 200, login.body);
+  const cookie = login.headers['set-cookie']![0]!;
+  t.regex(cookie, /^bootbox_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Secure$/);
+  const session = await call(https, { port, path: '/api/v1/session', ca, headers: { cookie: cookie.split(';')[0]! } });
+  t.like(JSON.parse(session.body), { authenticated: true });
+
+  // A client that does not trust the CA stops at the handshake; plain HTTP gets no answer.
+  const untrusted = await t.throwsAsync(call(https, { port, path: '/api/v1/session' }));
+  t.regex(untrusted!.message, /self[- ]signed|unable to (get|verify)/i);
+  await t.throwsAsync(call(http, { port, path: '/api/v1/session' }));
+});
+
+test('ui.tls: a key that does not fit the certificate stops the start naming the key; so do unreadable and non-PEM files', async (t) => {
+  const dir = tmpdir(t);
+  const a = labPki(path.join(dir, 'a'), '127.0.0.1');
+  const b = labPki(path.join(dir, 'b'), '127.0.0.1');
+  const api = new ApiServer({
+    port: 0,
+    hosts: ['127.0.0.1'],
+    tokens: [],
+    routes: [],
+    tls: { cert: fs.readFileSync(a.cert), key: fs.readFileSync(b.key) },
+  });
+  const err = await t.throwsAsync(api.start(), { instanceOf: BootboxError });
+  t.is(err!.code, 'CONFIG_INVALID');
+  t.regex(err!.message, /"ui\.tls"/);
+
+  const missing = t.throws(() => readTlsFiles({ cert: path.join(dir, 'nope.pem'), key: a.key }, undefined, 'ui.tls'));
+  t.regex(missing!.message, /"ui\.tls\.cert" .*nope\.pem cannot be read \(ENOENT\)/);
+  fs.writeFileSync(path.join(dir, 'junk.pem'), 'not a certificate');
+  const junk = t.throws(() => readTlsFiles({ cert: a.cert, key: path.join(dir, 'junk.pem') }, undefined, 'ui.tls'));
+  t.regex(junk!.message, /"ui\.tls\.key" .* is not a PEM file/);
+  const half = t.throws(() => readTlsFiles({ cert: a.cert }, undefined, 'ui.tls'));
+  t.regex(half!.message, /"ui\.tls\.cert" and "ui\.tls\.key" go together/);
+});
