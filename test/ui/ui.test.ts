@@ -334,6 +334,10 @@ test('reimage through the confirmation dialog: it names the machines and the mod
   await dialog.waitFor();
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'detached' });
+  // back on the button at once, or within a few frames if a live update re-rendered it
+  await page.waitForFunction(`document.activeElement?.textContent?.trim() === 'Reimage 2…'`, undefined, {
+    timeout: 2000,
+  });
   t.is(await page.evaluate('document.activeElement?.textContent?.trim()'), 'Reimage 2…', 'focus is back on the button');
   await page.keyboard.press('Enter');
   await dialog.waitFor();

@@ -29,15 +29,19 @@ export function Dialog(props: {
     first?.focus();
     return () => {
       if (d.open) d.close();
-      // The opener may have been re-rendered (live updates) while the dialog was open:
-      // find it again by its id, now and once more after the next frame.
+      // The opener may be re-rendered (live updates) while the dialog is open or just after
+      // it closes, and a replaced element takes the focus with it: find the opener again by
+      // its id, and for half a second give it the focus back whenever the focus fell to the
+      // page itself (never taking it from where the user moved it).
       const id = before?.id;
-      const restore = () => {
-        const target = before?.isConnected ? before : id ? document.getElementById(id) : null;
-        if (target && document.activeElement !== target) target.focus?.();
-      };
-      restore();
-      requestAnimationFrame(restore);
+      const find = () => (before?.isConnected ? before : id ? document.getElementById(id) : null);
+      find()?.focus?.();
+      let checks = 0;
+      const timer = setInterval(() => {
+        const now = document.activeElement;
+        if (!now || now === document.body) find()?.focus?.();
+        if (++checks >= 10) clearInterval(timer);
+      }, 50);
     };
   }, []);
   const onKeyDown = (e: KeyboardEvent) => {
