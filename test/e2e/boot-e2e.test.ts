@@ -29,6 +29,7 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { type NodeFirmware, qemuArgs } from '../../board/lab.ts';
 import { ensureDeployEnv } from '../../image-build/deploy-env/build.ts';
+import { espDir } from '../helpers/efi-app.ts';
 import { sh } from '../helpers/netns.ts';
 import { type ConsoleNode, type Exit, watchConsole } from '../helpers/qemu-node.ts';
 import { type SwitchLab, switchLab } from '../helpers/switch.ts';
@@ -185,73 +186,6 @@ function biosDisk(dir: string): string {
   return disk;
 }
 
-/**
- * The removable-media boot program of a UEFI node's disk, \EFI\BOOT\BOOTX64.EFI: a PE32+ EFI
- * application of one section whose x86-64 code prints the marker with ConOut->OutputString
- * and powers off with RuntimeServices->ResetSystem(EfiResetShutdown), so QEMU exits by itself.
- * The code is position-independent (RIP-relative), so the image needs no relocations.
- */
-function efiApp(): Buffer {
-  const code = [
-    ...[0x48, 0x83, 0xec, 0x28], //             sub rsp, 0x28             ; shadow space, 16-byte aligned
-    ...[0x48, 0x89, 0xd3], //                   mov rbx, rdx              ; SystemTable
-    ...[0x48, 0x8b, 0x4a, 0x40], //             mov rcx, [rdx+0x40]       ; SystemTable->ConOut
-    ...[0x48, 0x8d, 0x15, 0x1a, 0, 0, 0], //    lea rdx, [rip+0x1a]       ; the message (at 0x2c)
-    ...[0xff, 0x51, 0x08], //                   call [rcx+0x08]           ; ConOut->OutputString
-    ...[0x48, 0x8b, 0x43, 0x58], //             mov rax, [rbx+0x58]       ; SystemTable->RuntimeServices
-    ...[0xb9, 0x02, 0, 0, 0], //                mov ecx, 2                ; EfiResetShutdown
-    ...[0x31, 0xd2], //                         xor edx, edx              ; EFI_SUCCESS
-    ...[0x45, 0x31, 0xc0], //                   xor r8d, r8d              ; no reset data
-    ...[0x45, 0x31, 0xc9], //                   xor r9d, r9d
-    ...[0xff, 0x50, 0x68], //                   call [rax+0x68]           ; RuntimeServices->ResetSystem
-    ...[0xeb, 0xfe], //                         jmp $
-    0x90, //                                    nop                       ; pad: the message at 0x2c
-  ];
-  if (code.length !== 0x2c) throw new Error(`the EFI code is ${code.length} bytes; its lea says 0x2c`);
-  const img = Buffer.alloc(0x400);
-  // DOS stub: "MZ" and e_lfanew.
-  img.write('MZ', 0, 'latin1');
-  img.writeUInt32LE(0x40, 0x3c);
-  img.write('PE\0\0', 0x40, 'latin1');
-  // COFF header.
-  img.writeUInt16LE(0x8664, 0x44); //     Machine: x86-64
-  img.writeUInt16LE(1, 0x46); //          NumberOfSections
-  img.writeUInt16LE(0xf0, 0x54); //       SizeOfOptionalHeader (PE32+, 16 data directories)
-  img.writeUInt16LE(0x0022, 0x56); //     Characteristics: EXECUTABLE_IMAGE | LARGE_ADDRESS_AWARE
-  // Optional header (PE32+).
-  const o = 0x58;
-  img.writeUInt16LE(0x20b, o); //         Magic: PE32+
-  img.writeUInt32LE(0x200, o + 4); //     SizeOfCode
-  img.writeUInt32LE(0x1000, o + 16); //   AddressOfEntryPoint
-  img.writeUInt32LE(0x1000, o + 20); //   BaseOfCode
-  img.writeBigUInt64LE(0x400000n, o + 24); // ImageBase
-  img.writeUInt32LE(0x1000, o + 32); //   SectionAlignment
-  img.writeUInt32LE(0x200, o + 36); //    FileAlignment
-  img.writeUInt32LE(0x2000, o + 56); //   SizeOfImage
-  img.writeUInt32LE(0x200, o + 60); //    SizeOfHeaders
-  img.writeUInt16LE(10, o + 68); //       Subsystem: EFI application
-  img.writeUInt32LE(16, o + 108); //      NumberOfRvaAndSizes (all empty: no relocations needed)
-  // Section table: .text, RVA 0x1000, file offset 0x200.
-  const sh = o + 0xf0;
-  img.write('.text', sh, 'latin1');
-  img.writeUInt32LE(0x200, sh + 8); //    VirtualSize
-  img.writeUInt32LE(0x1000, sh + 12); //  VirtualAddress
-  img.writeUInt32LE(0x200, sh + 16); //   SizeOfRawData
-  img.writeUInt32LE(0x200, sh + 20); //   PointerToRawData
-  img.writeUInt32LE(0x60000020, sh + 36); // CODE | EXECUTE | READ
-  Buffer.from(code).copy(img, 0x200);
-  Buffer.from('\r\nBOOTBOX-LOCAL-DISK-EFI\r\n\0', 'utf16le').copy(img, 0x200 + code.length);
-  return img;
-}
-
-/** A directory QEMU shows the guest as a FAT disk (vvfat) holding \EFI\BOOT\BOOTX64.EFI. */
-function uefiDisk(dir: string): string {
-  const esp = path.join(dir, 'esp');
-  mkdirSync(path.join(esp, 'EFI/BOOT'), { recursive: true });
-  writeFileSync(path.join(esp, 'EFI/BOOT/BOOTX64.EFI'), efiApp());
-  return esp;
-}
-
 // -- a node ------------------------------------------------------------------------------
 
 /** What the tests look for on a node's serial console. */
@@ -276,7 +210,7 @@ interface Node extends Omit<ConsoleNode<Mark>, 'waitFor' | 'exited'> {
 /**
  * Powers on a QEMU node on a new tap port of the switch (board/lab.ts qemuArgs, as `bootbox lab
  * node` runs it), serial console on stdout. BIOS nodes get biosDisk() as an IDE disk, UEFI nodes
- * uefiDisk() as a read-only virtio disk; both boot after the NIC (bootindex 2). The node is
+ * an ESP with BOOTX64.EFI (helpers/efi-app.ts) as a read-only virtio disk; both boot after the NIC (bootindex 2). The node is
  * killed and its tap removed when the test ends.
  */
 function startNode(t: ExecutionContext, r: Rig, firmware: NodeFirmware, mac: string, label: string): Node {
@@ -294,7 +228,7 @@ function startNode(t: ExecutionContext, r: Rig, firmware: NodeFirmware, mac: str
   if (firmware !== 'bios') {
     // ide-hd refuses a read-only drive; virtio-blk takes one (OVMF has VirtioBlkDxe).
     args.push(
-      ...['-drive', `file=fat:${uefiDisk(dir)},format=raw,if=none,id=d1,readonly=on`],
+      ...['-drive', `file=fat:${espDir(dir, 'x64', 'BOOTBOX-LOCAL-DISK-EFI')},format=raw,if=none,id=d1,readonly=on`],
       ...['-device', 'virtio-blk-pci,drive=d1,bootindex=2'],
     );
   }

@@ -30,6 +30,7 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { type NodeFirmware, qemuArgs, qemuBinary } from '../../board/lab.ts';
 import { ensureDeployEnv } from '../../image-build/deploy-env/build.ts';
+import { espDir } from '../helpers/efi-app.ts';
 import { sh } from '../helpers/netns.ts';
 import { type ConsoleNode, watchConsole } from '../helpers/qemu-node.ts';
 import { type SwitchLab, switchLab } from '../helpers/switch.ts';
@@ -173,14 +174,33 @@ const MARKS = {
   start: /^BOOTBOX-DEPLOY-ENV START$/m,
   done: /^BOOTBOX-DEPLOY-ENV DONE /m,
   failed: /^BOOTBOX-DEPLOY-ENV FAILED /m,
+  local: /bootbox: \S+ \([0-9a-f:]{17}\) boots from its local disk/,
+  disk: /BOOTBOX-LOCAL-DISK-AA64/,
 } as const;
 type Mark = keyof typeof MARKS;
 
-/** Powers on a diskless QEMU node on a new tap port of the switch (board/lab.ts, as `bootbox lab node` runs it). */
-function startNode(t: ExecutionContext, r: Rig, firmware: NodeFirmware, mac: string, label: string): ConsoleNode<Mark> {
+/**
+ * Powers on a QEMU node on a new tap port of the switch (board/lab.ts, as `bootbox lab node`
+ * runs it): diskless, or with `disk`, a read-only virtio disk after the NIC holding an ESP
+ * whose BOOTAA64.EFI (helpers/efi-app.ts) prints that marker and powers off.
+ */
+function startNode(
+  t: ExecutionContext,
+  r: Rig,
+  firmware: NodeFirmware,
+  mac: string,
+  label: string,
+  disk?: string,
+): ConsoleNode<Mark> {
   const tap = r.sl.addTap();
   const dir = mkdtempSync(path.join(r.workDir, `${label}-`));
   const args = qemuArgs({ lab: '-', nodeName: label, firmware, mac, tap, workDir: dir });
+  if (disk) {
+    args.push(
+      ...['-drive', `file=fat:${espDir(dir, 'aa64', disk)},format=raw,if=none,id=d1,readonly=on`],
+      ...['-device', 'virtio-blk-pci,drive=d1,bootindex=2'],
+    );
+  }
   const qemu: ChildProcess = r.sl.sw.spawn(qemuBinary(firmware), args);
   const n = watchConsole(qemu, label, MARKS);
   t.teardown(async () => {
@@ -394,6 +414,46 @@ test.serial(
           `${tDeploying} s, deploy env START ${tStart} s (${(tStart - tApprove).toFixed(1)} s after the approval), ` +
           `DONE ${tDone} s; QEMU exit ${ex.at} s`,
       );
+    });
+  },
+);
+
+test.serial(
+  'ARM64 UEFI: the deployed node gets "local"; GRUB finds the disk\'s BOOTAA64.EFI and chainloads it',
+  async (t) => {
+    t.timeout(3 * STEP_MS);
+    const r = await rig();
+    const name = 'GRUB-NODE02';
+    t.is((await machine(r, ARM_MAC)).machine.state, 'deployed', 'the ARM64 test before deployed it');
+    const n = startNode(t, r, 'arm64', ARM_MAC, 'arm64-local', 'BOOTBOX-LOCAL-DISK-AA64');
+    await explained(t, r, n, async () => {
+      const tLocal = await n.waitFor('local', STEP_MS);
+      const tDisk = await n.waitFor('disk', STEP_MS);
+      const ex = await n.exited(STEP_MS);
+      t.is(ex.code, 0, 'the EFI program powered the node off');
+      const text = n.text();
+      t.regex(text, new RegExp(`bootbox: ${name} \\(${ARM_MAC}\\) boots from its local disk`));
+      // GRUB chainloaded the disk's program itself: the firmware did not go on to its next boot option.
+      t.notRegex(text.slice(text.search(MARKS.local)), /BdsDxe: (loading|starting) Boot/);
+      t.is(n.at.deploying, undefined, 'no deploy environment');
+      t.is(n.at.waiting, undefined);
+      const { machine: m, timeline } = await machine(r, ARM_MAC);
+      t.like(m, { state: 'deployed', name });
+      const last = timeline.slice(
+        timeline.findLastIndex((e) => e.type === 'dhcp.request' && e.messageType === 'DISCOVER'),
+      );
+      inOrder(t, name, last, [
+        S.discover('arm64-uefi'),
+        S.ack('grubnetaa64.efi'),
+        S.tftp('grubnetaa64.efi'),
+        S.tftp('grub/grub.cfg'),
+        [S.decision('local'), S.tftp(`${ARM_MAC}.grub.cfg`)],
+      ]);
+      t.false(
+        last.some((e) => e.type === 'machine.state'),
+        'a local boot changes no state',
+      );
+      timing(t, `ARM64 local: power-on → "boots from its local disk" ${tLocal} s, disk marker ${tDisk} s`);
     });
   },
 );
