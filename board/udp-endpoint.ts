@@ -29,6 +29,8 @@ export interface UdpEndpoint {
   send(data: Buffer, dstAddr: string, dstPort: number, cb?: SendCallback): void;
   close(): Promise<void>;
   readonly stats: EndpointStats;
+  /** The socket buffer sizes the kernel granted (Linux reports twice the usable size), where known. */
+  bufferSizes?(): { recv: number; send: number };
 }
 
 export interface EndpointStats {

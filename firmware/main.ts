@@ -32,7 +32,7 @@ import { createLogger } from './core/logger.ts';
 import type { BoxEvents } from './domain/events.ts';
 import { seedBootTree } from './images/boot-tree.ts';
 import { bootImagesOf } from './images/catalog.ts';
-import { PID_FILE, runImageCommand } from './images/image-cli.ts';
+import { API_SOCKET, PID_FILE, runImageCommand } from './images/image-cli.ts';
 import { unattendHandler } from './images/unattend-route.ts';
 import { UnattendStore } from './images/unattend-store.ts';
 import type { ImageInfo } from './policy/boot-policy.ts';
@@ -370,6 +370,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
     uiTls = { cert: m.cert!, key: m.key! };
   }
   const uiScheme = uiTls ? 'https' : 'http';
+  const apiSocket = path.join(config.dataDir, API_SOCKET);
   services.push(
     new ApiServer({
       port: config.ui.port,
@@ -380,6 +381,8 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
       openReadOnly: config.ui.openReadOnly,
       ...(config.ui.hostNames ? { hostNames: config.ui.hostNames } : {}),
       ...(uiTls ? { tls: uiTls } : {}),
+      // `bootbox image` talks to the running box here (Unix socket paths are short: ~100 bytes)
+      ...(Buffer.byteLength(apiSocket) < 100 ? { socketPath: apiSocket } : {}),
       isPrivatePeer: board.isPrivatePeer,
       uiDir,
       // JSON bodies: unattend templates may be up to 1 MiB of text

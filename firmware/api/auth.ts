@@ -12,7 +12,18 @@
  *   limited too.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import { BootboxError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -49,6 +60,8 @@ export interface SessionStoreOptions {
   ttlMs: number;
   /** Sessions kept at once; beyond it the least recently used one is dropped. */
   max?: number;
+  /** Called after sessions were ended by drop(), clear() or the `max` bound (not by idle expiry). */
+  onEnded?: () => void;
 }
 
 export class SessionStore {
@@ -77,7 +90,12 @@ export class SessionStore {
     };
     this.byHash.set(digest(s.id), s);
     const max = this.o.max ?? 64;
-    while (this.byHash.size > max) this.byHash.delete(this.byHash.keys().next().value!);
+    let evicted = false;
+    while (this.byHash.size > max) {
+      this.byHash.delete(this.byHash.keys().next().value!);
+      evicted = true;
+    }
+    if (evicted) this.o.onEnded?.();
     return s;
   }
 
@@ -101,14 +119,29 @@ export class SessionStore {
   }
 
   drop(id: string): boolean {
-    return this.byHash.delete(digest(id));
+    const dropped = this.byHash.delete(digest(id));
+    if (dropped) this.o.onEnded?.();
+    return dropped;
   }
 
   /** Ends every session (after a password change); returns how many there were. */
   clear(): number {
     const n = this.byHash.size;
     this.byHash.clear();
+    this.generation++;
+    if (n) this.o.onEnded?.();
     return n;
+  }
+
+  /**
+   * Bumped by clear(): a login that started verifying a password before a password change
+   * must not get a session after it (compare before and after the check).
+   */
+  generation = 0;
+
+  /** Whether this session still exists (not dropped, cleared or evicted); idle expiry is not looked at. */
+  holds(s: Session): boolean {
+    return this.byHash.get(digest(s.id)) === s;
   }
 
   /** Wall-clock time at which the session expires if it is not used again. */
@@ -381,9 +414,17 @@ export class AdminAccount {
     const file: AdminFile = { version: 1, password: hash, setAt: this.o.clock.date().toISOString() };
     const tmp = `${this.o.file}.tmp-${process.pid}`;
     try {
-      writeFileSync(tmp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+      // Written, flushed to the disk, then renamed over: a power cut leaves the old file or the new one.
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, `${JSON.stringify(file, null, 2)}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       chmodSync(tmp, 0o600);
       renameSync(tmp, this.o.file);
+      syncDir(dirname(this.o.file));
     } catch (e) {
       try {
         rmSync(tmp, { force: true });
@@ -407,4 +448,17 @@ export function passwordProblem(password: string): string | undefined {
   if (password.length > MAX_PASSWORD_LENGTH) return `must be at most ${MAX_PASSWORD_LENGTH} characters long`;
   if (password.trim().length === 0) return 'must not be only spaces';
   return undefined;
+}
+
+/** Flushes a directory's entries (a rename in it) to the disk; not every file system allows it. */
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // the rename stands; only its durability across a power cut is not forced
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

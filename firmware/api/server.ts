@@ -13,6 +13,7 @@
  *
  * `inject()` runs a request through the same code without a socket (tests).
  */
+import { chmodSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo, type Socket } from 'node:net';
@@ -34,6 +35,7 @@ import {
   LoginLimiter,
   type LoginLimits,
   SESSION_COOKIE,
+  type Session,
   SessionStore,
 } from './auth.ts';
 import { buildOpenApi } from './openapi.ts';
@@ -82,6 +84,8 @@ export interface ApiServerOptions {
    * (ui.hostNames): the DNS rebinding guard of `openReadOnly`.
    */
   hostNames?: string[];
+  /** A Unix socket (mode 0600) for the box's own command line: plain HTTP, token needed. */
+  socketPath?: string;
   /** HTTPS: the certificate (chain) and key, PEM (ui.tls). Session cookies then carry Secure. */
   tls?: { cert: Buffer; key: Buffer };
   /** The web UI's built files (index.html, assets/); without it only /api is served. */
@@ -150,14 +154,19 @@ export class ApiServer implements Service {
   private readonly staticFiles: StaticFiles | undefined;
   private servers: http.Server[] = [];
   private readonly sockets = new Set<Socket>();
-  private readonly streams = new Set<() => void>();
+  /** Open event streams: how to end each, and the session it was opened with (if any). */
+  private readonly streams = new Map<() => void, Session | undefined>();
   private readonly counters = { requests: 0, unauthorized: 0, csrfRefused: 0, hostRefused: 0, audited: 0 };
   private readonly hostNames: Set<string>;
 
   constructor(opts: ApiServerOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
-    this.sessions = new SessionStore({ clock: this.clock, ttlMs: (opts.sessionTtlMin ?? 60) * 60_000 });
+    this.sessions = new SessionStore({
+      clock: this.clock,
+      ttlMs: (opts.sessionTtlMin ?? 60) * 60_000,
+      onEnded: () => this.sweepStreams(),
+    });
     this.staticFiles = opts.uiDir ? new StaticFiles(opts.uiDir) : undefined;
     const own = os.hostname().toLowerCase();
     this.hostNames = new Set([own, `${own}.local`, ...(opts.hostNames ?? []).map(hostName)]);
@@ -210,10 +219,10 @@ export class ApiServer implements Service {
   }
 
   async start(): Promise<void> {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.handle(req, res).catch((e) => this.crashed(res, e));
+    };
     for (const host of this.opts.hosts) {
-      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-        this.handle(req, res).catch((e) => this.crashed(res, e));
-      };
       let srv: http.Server;
       try {
         srv = this.opts.tls
@@ -223,26 +232,35 @@ export class ApiServer implements Service {
         // a key that does not fit the certificate, or PEM that is not a certificate
         throw new BootboxError('CONFIG_INVALID', `"ui.tls": ${(e as Error).message}`);
       }
-      srv.on('connection', (s) => {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-      });
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', (e: NodeJS.ErrnoException) =>
-          reject(
-            e.code === 'EADDRINUSE'
-              ? new BootboxError('ADDRESS_IN_USE', `ui.port ${this.opts.port} on ${host} is already in use`)
-              : e,
-          ),
-        );
-        srv.listen(this.opts.port, host, () => resolve());
-      });
-      this.servers.push(srv);
+      await this.listen(srv, `ui.port ${this.opts.port} on ${host}`, (s) => s.listen(this.opts.port, host));
+    }
+    if (this.opts.socketPath) {
+      // The local socket for the box's own command line (plain HTTP, whatever ui.tls says);
+      // callers still need a token. A socket left by a box that died is replaced.
+      const file = this.opts.socketPath;
+      rmSync(file, { force: true });
+      await this.listen(http.createServer(handler), file, (s) => s.listen(file));
+      chmodSync(file, 0o600);
     }
   }
 
+  private async listen(srv: http.Server, what: string, listen: (s: http.Server) => void): Promise<void> {
+    srv.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', (e: NodeJS.ErrnoException) =>
+        reject(e.code === 'EADDRINUSE' ? new BootboxError('ADDRESS_IN_USE', `${what} is already in use`) : e),
+      );
+      srv.once('listening', () => resolve());
+      listen(srv);
+    });
+    this.servers.push(srv);
+  }
+
   async stop(): Promise<void> {
-    for (const end of this.streams) end();
+    for (const end of [...this.streams.keys()]) end();
     await Promise.all(
       this.servers.map(
         (s) =>
@@ -259,8 +277,8 @@ export class ApiServer implements Service {
     return {
       scheme: this.opts.tls ? 'https' : 'http',
       listen: this.servers.map((s) => {
-        const a = s.address() as AddressInfo;
-        return `${a.address}:${a.port}`;
+        const a = s.address() as AddressInfo | string;
+        return typeof a === 'string' ? a : `${a.address}:${a.port}`;
       }),
       streams: this.streams.size,
       sessions: this.sessions.size,
@@ -417,7 +435,14 @@ export class ApiServer implements Service {
           }
         }
       }
-      if (r.sse && this.opts.events) return this.stream(req, res, q.values.mac as string | undefined);
+      if (r.sse && this.opts.events) {
+        return this.stream(
+          req,
+          res,
+          q.values.mac as string | undefined,
+          caller.kind === 'session' ? caller.session : undefined,
+        );
+      }
 
       const ctx: RouteContext = {
         params,
@@ -526,7 +551,12 @@ export class ApiServer implements Service {
     res.end(req.method === 'HEAD' ? undefined : r.body);
   }
 
-  private stream(req: http.IncomingMessage, res: Res, rawFilter: string | undefined): void {
+  /** Ends the event streams of sessions that have ended (logout, password change). */
+  private sweepStreams(): void {
+    for (const [end, session] of [...this.streams]) if (session && !this.sessions.holds(session)) end();
+  }
+
+  private stream(req: http.IncomingMessage, res: Res, rawFilter: string | undefined, session?: Session): void {
     if (this.streams.size >= MAX_STREAMS) {
       send(res, errorBody('RATE_LIMITED', `too many open event streams (${MAX_STREAMS}); close one and retry`));
       return;
@@ -551,7 +581,7 @@ export class ApiServer implements Service {
       this.streams.delete(end);
       res.end();
     };
-    this.streams.add(end);
+    this.streams.set(end, session);
     req.on('close', end);
   }
 }

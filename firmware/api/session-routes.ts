@@ -104,7 +104,12 @@ export function sessionRoutes(o: SessionRoutesOptions): Route[] {
           );
         }
         const { password } = ctx.body as { password: string };
+        const generation = sessions.generation;
         if (!(await admin.verify(password))) return errorBody('INVALID_CREDENTIALS', 'wrong password');
+        // The password changed while this one was being checked (against the old hash).
+        if (sessions.generation !== generation) {
+          return errorBody('INVALID_CREDENTIALS', 'the admin password has just changed: log in with the new one');
+        }
         attempt.succeeded();
         return loggedIn(ctx);
       },
@@ -144,14 +149,14 @@ export function sessionRoutes(o: SessionRoutesOptions): Route[] {
       handler: async (ctx) => {
         // A stolen session cookie must not turn into the password: the current one is asked
         // for, and wrong guesses count against the login limit.
-        const attempt = limited(ctx);
-        if (!('succeeded' in attempt)) return attempt;
         if (admin.source === 'config') {
           throw new BootboxError(
             'PASSWORD_FROM_CONFIG',
             'the admin password comes from ui.adminPassword in the config file: change it there and restart',
           );
         }
+        const attempt = limited(ctx);
+        if (!('succeeded' in attempt)) return attempt;
         const { currentPassword, newPassword } = ctx.body as { currentPassword: string; newPassword: string };
         if (!(await admin.verify(currentPassword))) {
           return errorBody('WRONG_PASSWORD', '"currentPassword" is not the admin password: nothing was changed');

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ImageCommand } from '../cli/image-args.ts';
@@ -29,6 +30,8 @@ import { makeDirs, storageError } from './uploads.ts';
 import { readWimInfo } from './wim/reader.ts';
 
 export const PID_FILE = 'bootbox.pid';
+/** The running box's local API socket in its data directory (see ApiServer socketPath). */
+export const API_SOCKET = 'api.sock';
 
 /** The image store's directory as the box resolves it: imagesDir, the mounted volume, or <data>/images. */
 export function storeDir(config: Config): string {
@@ -63,16 +66,43 @@ function apiToken(config: Config): string | undefined {
   }
 }
 
+/**
+ * One API call to the box running from this data directory: over its local socket
+ * (<data>/api.sock, plain HTTP whatever ui.tls says), else over http://127.0.0.1:ui.port.
+ */
 async function viaApi(config: Config, method: string, p: string): Promise<unknown> {
   const token = apiToken(config);
-  const res = await fetch(`http://127.0.0.1:${config.ui.port}${p}`, {
-    method,
-    headers: token ? { authorization: `Bearer ${token}` } : {},
+  const socketPath = path.join(config.dataDir, API_SOCKET);
+  const local = fs.existsSync(socketPath);
+  const where = local ? socketPath : `127.0.0.1:${config.ui.port}`;
+  const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = http.request(
+      {
+        ...(local ? { socketPath } : { host: '127.0.0.1', port: config.ui.port }),
+        method,
+        path: p,
+        headers: { host: 'localhost', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      },
+      (r) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        r.on('error', reject);
+      },
+    );
+    req.setTimeout(60_000, () => req.destroy(new Error('no answer within 60 s')));
+    req.on('error', reject);
+    req.end();
   }).catch((e: Error) => {
-    throw new BootboxError('INTERNAL', `the running box does not answer on 127.0.0.1:${config.ui.port} (${e.message})`);
+    throw new BootboxError('INTERNAL', `the running box does not answer on ${where} (${e.message})`);
   });
-  const body = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
-  if (!res.ok)
+  let body: { error?: { code: string; message: string } } = {};
+  try {
+    body = JSON.parse(res.text);
+  } catch {
+    // not JSON: the status says enough
+  }
+  if (res.status < 200 || res.status >= 300)
     throw new BootboxError('INTERNAL', `the running box refused ${method} ${p}: ${body.error?.message ?? res.status}`);
   return body;
 }

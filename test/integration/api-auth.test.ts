@@ -388,6 +388,69 @@ test('password change: needs the current password and CSRF; ends every session; 
   t.false(JSON.stringify(entries).includes(NEW));
 });
 
+test('event streams end with their session: after a password change or a logout; token streams stay', async (t) => {
+  const b = await makeBox(t);
+  await setUp(b);
+  const api = new ApiServer({
+    port: 0,
+    hosts: ['127.0.0.1'],
+    tokens: [TOKEN],
+    admin: b.admin,
+    events: () => () => {},
+    routes: [],
+  });
+  await api.start();
+  t.teardown(() => api.stop());
+  const port = Number(
+    String((api.status().listen as string[])[0])
+      .split(':')
+      .pop(),
+  );
+  // Logged in through this server (its own sessions), over the socket.
+  const loginHere = async () => {
+    const r = await api.inject({ method: 'POST', url: '/api/v1/session', body: { password: PASSWORD } });
+    return { cookie: r.headers['set-cookie']!.split(';')[0]!, csrf: j(r).csrfToken as string };
+  };
+  const open = (headers: Record<string, string>) =>
+    new Promise<{ ended: Promise<void> }>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/api/v1/events', headers }, (res) => {
+        const ended = new Promise<void>((done) => res.on('end', done).on('close', done));
+        res.once('data', () => resolve({ ended }));
+        res.resume();
+      });
+      req.on('error', reject);
+      t.teardown(() => req.destroy());
+    });
+  const within = (p: Promise<void>, ms: number) =>
+    Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+  const a = await loginHere();
+  const other = await loginHere();
+  const streamA = await open({ cookie: a.cookie });
+  const streamToken = await open({ authorization: `Bearer ${TOKEN}` });
+  t.is(api.status().streams, 2);
+  const change = await api.inject({
+    method: 'POST',
+    url: '/api/v1/session/password',
+    body: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase' },
+    headers: { cookie: other.cookie, 'x-csrf-token': other.csrf },
+  });
+  t.is(change.status, 200, change.body);
+  t.true(await within(streamA.ended, 2000), "the other browser's stream ended with its session");
+  t.false(await within(streamToken.ended, 300), 'a token stream is not a session');
+
+  const fresh = change.headers['set-cookie']!.split(';')[0]!;
+  const streamFresh = await open({ cookie: fresh });
+  const out = await api.inject({
+    method: 'DELETE',
+    url: '/api/v1/session',
+    headers: { cookie: fresh, 'x-csrf-token': j(change).csrfToken },
+  });
+  t.is(out.status, 200);
+  t.true(await within(streamFresh.ended, 2000), 'logout ends its stream');
+  t.is(api.status().streams, 1);
+});
+
 test('password change: wrong current passwords count against the login limit', async (t) => {
   const b = await makeBox(t);
   await setUp(b);

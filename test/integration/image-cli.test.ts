@@ -16,6 +16,7 @@ import { ApiServer } from '../../firmware/api/server.ts';
 import { systemClock } from '../../firmware/core/clock.ts';
 import { createLogger } from '../../firmware/core/logger.ts';
 import { ImageService } from '../../firmware/services/image-service.ts';
+import { labPki } from '../helpers/mqtt-lab.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const NODE = path.join(ROOT, 'node_modules/.bin/node');
@@ -406,4 +407,57 @@ test('with a box running: import and scan go through its API, and its refusal is
   const direct = await bootbox(['scan', '--config', config('wrong-token-wrong-token-0000')]);
   t.is(direct.code, 0, direct.stderr);
   t.regex(direct.stdout, /^install\/Lab\/Copied\twim\t/m);
+});
+
+test('with a box running HTTPS (ui.tls): the command line talks to it over its local socket', async (t) => {
+  const s = store(t);
+  const log = createLogger('test', { level: 'error' });
+  const svc = new ImageService({
+    imagesDir: s.images,
+    dataDir: s.data,
+    clock: systemClock,
+    log,
+    events: { emit: () => {} },
+  });
+  await svc.start();
+  const pki = labPki(path.join(s.root, 'pki'), '127.0.0.1');
+  const socketPath = path.join(s.data, 'api.sock');
+  const api = new ApiServer({
+    port: 0,
+    hosts: ['127.0.0.1'],
+    tokens: [TOKEN],
+    routes: imageRoutes(svc.catalog, svc.uploads),
+    tls: { cert: fs.readFileSync(pki.cert), key: fs.readFileSync(pki.key) },
+    socketPath,
+  });
+  await api.start();
+  t.teardown(async () => {
+    await api.stop();
+    await svc.stop();
+  });
+  t.is(fs.statSync(socketPath).mode & 0o777, 0o600);
+  const port = Number(
+    String((api.status().listen as string[])[0])
+      .split(':')
+      .pop(),
+  );
+  fs.writeFileSync(path.join(s.data, 'bootbox.pid'), `${process.pid}\n`);
+  const file = path.join(s.root, 'config-tls.json');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      dataDir: s.data,
+      imagesDir: s.images,
+      ui: { port, tls: { cert: pki.cert, key: pki.key } },
+      api: { tokens: [TOKEN] },
+    }),
+  );
+  fs.mkdirSync(path.join(s.images, 'install-images/Lab'), { recursive: true });
+  makeWim(path.join(s.images, 'install-images/Lab/tls.wim'), s.src, ['Over The Socket']);
+  const scan = await bootbox(['scan', '--config', file]);
+  t.is(scan.code, 0, scan.stderr);
+  t.regex(scan.stdout, /^install\/Lab\/Over The Socket\twim\t/m);
+  t.true(svc.catalog.get('Over The Socket')?.available, 'the running box rescanned');
+  await api.stop();
+  t.false(fs.existsSync(socketPath), 'the socket goes with the box');
 });

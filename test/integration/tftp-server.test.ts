@@ -6,6 +6,7 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
+import { createLogger } from '../../firmware/core/logger.ts';
 import type { TftpRefusalReason } from '../../firmware/protocols/tftp/events.ts';
 import { toNetascii } from '../../firmware/protocols/tftp/netascii.ts';
 import { exchange, LOCALHOST, pattern, startServer, tempDir, tftpGet } from './tftp-support.ts';
@@ -395,4 +396,19 @@ test('generated files: answered before the boot tree, with options, netascii and
     asked.map(([n]) => n),
     ['grub/grub.cfg', 'grub/grub.cfg', 'grubx64.efi', 'boom'],
   );
+});
+
+test('single port: a receive buffer the kernel clamps below the ask is named in a warning', async (t) => {
+  const max = Number(fs.readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+  const lines: string[] = [];
+  const log = createLogger('tftp', { level: 'warn', write: (l) => lines.push(l) });
+  await startServer(t, { singlePort: true, listenBufferBytes: max * 2, log });
+  t.true(
+    lines.some((l) => /single-port TFTP: .*raise net\.core\.rmem_max/.test(l)),
+    lines.join('\n'),
+  );
+  lines.length = 0;
+  await startServer(t, { singlePort: true, listenBufferBytes: Math.min(max, 1 << 20), log });
+  await startServer(t, { singlePort: false, listenBufferBytes: max * 2, log });
+  t.deepEqual(lines, [], 'granted in full, or not the shared socket of single-port mode');
 });

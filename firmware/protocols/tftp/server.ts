@@ -187,10 +187,15 @@ export class TftpServer {
   async start(): Promise<void> {
     if (this.listen) return;
     this.stopped = false;
-    const ep = await this.opts.factory.open({
-      port: this.opts.port ?? 69,
-      recvBufferSize: this.opts.listenBufferBytes ?? 4 * 1024 * 1024,
-    });
+    const asked = this.opts.listenBufferBytes ?? 4 * 1024 * 1024;
+    const ep = await this.opts.factory.open({ port: this.opts.port ?? 69, recvBufferSize: asked });
+    const granted = ep.bufferSizes?.().recv;
+    if (this.singlePort && granted !== undefined && granted / 2 < asked) {
+      this.log.warn(
+        `single-port TFTP: the kernel gave the shared socket ${Math.round(granted / 2048)} KiB of receive buffer, ` +
+          `not ${Math.round(asked / 1024)} KiB; a boot storm may lose ACKs (raise net.core.rmem_max to ${asked} or more)`,
+      );
+    }
     ep.onMessage((d) => {
       try {
         this.onListen(d);
