@@ -60,7 +60,8 @@ export function sessionRoutes(o: SessionRoutesOptions): Route[] {
       auth: false,
       public: true,
       summary: 'Whether this browser is logged in (and its CSRF token), and whether the box still needs its setup',
-      responseDescription: '{authenticated, user?, via?, csrfToken?, expiresAt?, setupRequired}',
+      responseDescription:
+        '{authenticated, user?, via?, csrfToken?, expiresAt?, setupRequired, passwordFrom?: "config" | "file"}',
       handler: ({ caller }) => {
         const body: Record<string, unknown> = { authenticated: false, setupRequired: admin.setupRequired };
         if (caller.kind === 'session') {
@@ -76,6 +77,8 @@ export function sessionRoutes(o: SessionRoutesOptions): Route[] {
         } else if (caller.expired) {
           body.expired = true;
         }
+        // Where the admin password is kept (the UI offers to change it only in the file).
+        if (body.authenticated && admin.source !== 'none') body.passwordFrom = admin.source;
         return { status: 200, body };
       },
     },

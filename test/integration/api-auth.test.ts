@@ -323,6 +323,13 @@ test('password change: needs the current password and CSRF; ends every session; 
   const change = (body: unknown, headers: Record<string, string> = { cookie: me.cookie, 'x-csrf-token': me.csrf }) =>
     b.api.inject({ method: 'POST', url: '/api/v1/session/password', body, headers });
   const before = fs.readFileSync(path.join(b.dir, 'admin.json'), 'utf8');
+  const state = await b.api.inject({ method: 'GET', url: '/api/v1/session', headers: { cookie: me.cookie } });
+  t.is(j(state).passwordFrom, 'file');
+  t.is(
+    j(await b.api.inject({ method: 'GET', url: '/api/v1/session' })).passwordFrom,
+    undefined,
+    'not told to strangers',
+  );
 
   t.is((await change({ currentPassword: PASSWORD, newPassword: NEW }, {})).status, 401, 'no credentials');
   const noCsrf = await change({ currentPassword: PASSWORD, newPassword: NEW }, { cookie: me.cookie });
@@ -485,6 +492,12 @@ test('password change: refused while the password comes from the config, and whe
   t.is(r.status, 409);
   t.is(j(r).error.code, 'PASSWORD_FROM_CONFIG');
   t.regex(j(r).error.message, /ui\.adminPassword/);
+  const state = await configured.api.inject({
+    method: 'GET',
+    url: '/api/v1/session',
+    headers: { cookie: c.headers['set-cookie']!.split(';')[0]! },
+  });
+  t.is(j(state).passwordFrom, 'config', 'the UI can tell before offering a change');
 
   // the data directory turns read-only (a failing or full disk): the old password stays
   const b = await makeBox(t);

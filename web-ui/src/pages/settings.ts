@@ -244,6 +244,13 @@ function PasswordCard(): VNode {
   const [again, setAgain] = useState('');
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<{ level: 'ok' | 'error'; text: string; field?: string } | undefined>();
+  const [fromConfig, setFromConfig] = useState(false);
+  useEffect(() => {
+    api
+      .get<{ passwordFrom?: string }>('/api/v1/session', { quiet401: true })
+      .then((s) => setFromConfig(s.passwordFrom === 'config'))
+      .catch(() => undefined);
+  }, []);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -294,6 +301,12 @@ function PasswordCard(): VNode {
         onInput=${(e: Event) => set((e.target as HTMLInputElement).value)}
       />`;
 
+  if (fromConfig) {
+    return html`<section class="card" aria-labelledby="pw-title">
+      <h2 id="pw-title">Admin password</h2>
+      <p class="help">The admin password is set by <code>ui.adminPassword</code> in the box's config file: change it there and restart the box.</p>
+    </section>`;
+  }
   return html`<section class="card" aria-labelledby="pw-title">
     <h2 id="pw-title">Admin password</h2>
     <form class="settings" onSubmit=${submit} novalidate>
