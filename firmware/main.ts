@@ -451,6 +451,11 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
           running: config,
           overlay: settingsOverlay,
           fixed: flagKeys,
+          // The boot policy keys go into service at once: the next boot decision uses them.
+          apply: (next) => {
+            registry.setNamingPattern(next.boot.namingPattern);
+            boot.applyPolicy(next.boot);
+          },
           log: log.child('settings'),
         }),
       ],

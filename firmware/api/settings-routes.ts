@@ -8,9 +8,9 @@
  * Only EDITABLE_SETTINGS may be changed; `null` removes a change (the config file's value
  * comes back). Changes are checked with the config schema (checkConfig) and kept in
  * `<data>/settings.json`, an overlay that the box puts over the config file at start
- * (command-line flags still win over it). Every editable key is read once by the services
- * when they start, so a change takes effect at the next start: the answer says
- * `restartRequired` and names the keys.
+ * (command-line flags still win over it). The boot policy keys (LIVE_SETTINGS) take effect
+ * at once through `apply`; the others are read by the services when they start, so they take
+ * effect at the next start: the answer says `restartRequired` and names those keys.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { type Config, checkConfig } from '../config/schema.ts';
@@ -29,6 +29,9 @@ export const EDITABLE_SETTINGS = [
   'mqtt.url',
 ] as const;
 export type SettingKey = (typeof EDITABLE_SETTINGS)[number];
+
+/** The settings the running box can take at once (the boot policy reads them per boot). */
+export const LIVE_SETTINGS: readonly SettingKey[] = ['boot.unknown', 'boot.namingPattern', 'boot.defaultImage'];
 
 /** Editable key -> value, as kept in settings.json (there as nested objects). */
 export type SettingsOverlay = Partial<Record<SettingKey, unknown>>;
@@ -166,6 +169,11 @@ export interface SettingsOptions {
   base: Config;
   /** The config the box runs with (base + the overlay read at start). */
   running: Config;
+  /**
+   * Puts the LIVE_SETTINGS values of `next` into service; throws (nothing applied) if one
+   * cannot be. Without it every change waits for a restart.
+   */
+  apply?: (next: Config) => void;
   /** The overlay as read at start. */
   overlay: SettingsOverlay;
   /** Keys set by command-line flags: they win over the overlay. */
@@ -175,11 +183,13 @@ export interface SettingsOptions {
 
 export function settingsRoutes(o: SettingsOptions): Route[] {
   let overlay: SettingsOverlay = { ...o.overlay };
+  // What the box runs with: the start's configuration, then what `apply` put into service.
+  const running = structuredClone(o.running);
 
   const state = () => {
     const next = withOverlay(o.base, overlay, o.fixed);
     const restartKeys = EDITABLE_SETTINGS.filter(
-      (k) => JSON.stringify(getPath(next, k)) !== JSON.stringify(getPath(o.running, k)),
+      (k) => JSON.stringify(getPath(next, k)) !== JSON.stringify(getPath(running, k)),
     );
     const redactedNext = redactConfig(next);
     return {
@@ -202,16 +212,17 @@ export function settingsRoutes(o: SettingsOptions): Route[] {
         '{settings, editable, overlay, pending: {key: value after restart}, restartRequired, restartKeys, shadowedByFlags}',
       handler: () => ({
         status: 200,
-        body: { settings: redactConfig(o.running), editable: EDITABLE_SETTINGS, ...state() },
+        body: { settings: redactConfig(running), editable: EDITABLE_SETTINGS, live: LIVE_SETTINGS, ...state() },
       }),
     },
     {
       method: 'PUT',
       path: '/api/v1/settings',
       auth: true,
-      summary: `Change ${EDITABLE_SETTINGS.join(', ')} (kept in <data>/settings.json; null removes a change); they take effect at the next start`,
+      summary: `Change ${EDITABLE_SETTINGS.join(', ')} (kept in <data>/settings.json; null removes a change); ${LIVE_SETTINGS.join(', ')} take effect at once, the others at the next start`,
       requestSchema: SETTINGS_SCHEMA,
-      responseDescription: '{changed, restartRequired, restartKeys, pending, overlay, shadowedByFlags}',
+      responseDescription:
+        '{changed, applied: keys now in service, restartRequired, restartKeys, pending, overlay, shadowedByFlags}',
       handler: ({ body }) => {
         const next: SettingsOverlay = { ...overlay };
         const changed: SettingKey[] = [];
@@ -227,11 +238,29 @@ export function settingsRoutes(o: SettingsOptions): Route[] {
         }
         const problem = checkOverlay(next);
         if (problem) throw new BootboxError('INVALID_REQUEST', problem);
-        writeOverlay(o.file, next);
+        const nextConfig = withOverlay(o.base, next, o.fixed);
+        // Into service first (it may still refuse), then on disk: what is kept is what runs.
+        const live = LIVE_SETTINGS.filter(
+          (k) => JSON.stringify(getPath(nextConfig, k)) !== JSON.stringify(getPath(running, k)),
+        );
+        if (o.apply && live.length) o.apply(nextConfig);
+        try {
+          writeOverlay(o.file, next);
+        } catch (e) {
+          if (o.apply && live.length) o.apply(running);
+          throw new BootboxError('INTERNAL', `settings not saved to ${o.file}: ${(e as Error).message}`);
+        }
         overlay = next;
+        const applied: SettingKey[] = [];
+        if (o.apply) {
+          for (const k of live) {
+            setPath(running as unknown as Record<string, unknown>, k, structuredClone(getPath(nextConfig, k)));
+            applied.push(k);
+          }
+        }
         const s = state();
-        o.log?.info(`settings changed: ${changed.join(', ')}`, { restartKeys: s.restartKeys });
-        return { status: 200, body: { changed, ...s } };
+        o.log?.info(`settings changed: ${changed.join(', ')}`, { applied, restartKeys: s.restartKeys });
+        return { status: 200, body: { changed, applied, ...s } };
       },
     },
   ];

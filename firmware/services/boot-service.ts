@@ -67,7 +67,7 @@ const GRUB_MACHINE = /^([0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5})\.grub\.cfg(?:\?
 
 export class BootService implements BootPlanner {
   private readonly o: BootServiceOptions;
-  private readonly settings: BootSettings;
+  private settings: BootSettings;
   private readonly nextServer: number;
   /** The boot tree over TFTP, e.g. tftp://10.77.0.1 (GRUB fetches the box's files this way). */
   private readonly tftpBase: string;
@@ -96,6 +96,15 @@ export class BootService implements BootPlanner {
       pollRetries: b.pollRetries,
       onWaitTimeout: b.onWaitTimeout,
       menu: b.menu,
+    };
+  }
+
+  /** Puts changed policy settings into service (Settings in the UI): the next decision uses them. */
+  applyPolicy(p: Pick<Config['boot'], 'unknown' | 'defaultImage'>): void {
+    this.settings = {
+      ...this.settings,
+      unknown: p.unknown,
+      defaultImage: p.defaultImage as BootSettings['defaultImage'],
     };
   }
 

@@ -77,13 +77,11 @@ export class MachineRegistry {
   private readonly index = new Map<string, number>();
   /** The MAC each client address was last seen with (see recordEvent); oldest first. */
   private readonly macByAddress = new Map<string, string>();
-  private readonly pattern: NamingPattern;
+  private pattern: NamingPattern;
 
   constructor(o: MachineRegistryOptions) {
     this.o = o;
-    const p = parseNamingPattern(o.namingPattern);
-    if (p instanceof BootboxError) throw new BootboxError('CONFIG_INVALID', `"boot.namingPattern" ${p.message}`);
-    this.pattern = p;
+    this.pattern = namingPatternOf(o.namingPattern);
     this.store = new JsonStore<MachinesFile>({
       file: o.file,
       defaults: () => ({ version: 1, counter: 1, machines: [], timelines: {} }),
@@ -96,6 +94,11 @@ export class MachineRegistry {
           : 'not a machines file';
       },
     });
+  }
+
+  /** A new naming pattern for machines named from now on (Settings); the counter goes on. */
+  setNamingPattern(text: string): void {
+    this.pattern = namingPatternOf(text);
   }
 
   async load(): Promise<void> {
@@ -296,4 +299,10 @@ export class MachineRegistry {
   async flush(): Promise<void> {
     await this.store.flush();
   }
+}
+
+function namingPatternOf(text: string): NamingPattern {
+  const p = parseNamingPattern(text);
+  if (p instanceof BootboxError) throw new BootboxError('CONFIG_INVALID', `"boot.namingPattern" ${p.message}`);
+  return p;
 }

@@ -16,6 +16,7 @@ import { ApiServer, type InjectResponse, SECURITY_HEADERS } from '../../firmware
 import { settingsRoutes } from '../../firmware/api/settings-routes.ts';
 import { defaultConfig, mergeConfig } from '../../firmware/config/schema.ts';
 import { ManualClock } from '../../firmware/core/clock.ts';
+import { BootboxError } from '../../firmware/core/errors.ts';
 import { silentLogger } from '../../firmware/core/logger.ts';
 import type { Catalog, CatalogImage } from '../../firmware/images/catalog.ts';
 import type { Uploads } from '../../firmware/images/uploads.ts';
@@ -888,6 +889,54 @@ test('settings: secrets redacted; a change is checked, kept in settings.json and
   t.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), {});
   const audited = b.audit.list({ command: 'PUT /api/v1/settings' });
   t.is(audited.length, 2);
+});
+
+test('settings: the boot policy keys go into service at once; a change the service refuses is not kept', async (t) => {
+  const dir = tmpdir(t);
+  const base = mergeConfig(defaultConfig(), { dataDir: dir, privateInterface: 'priv' });
+  const file = path.join(dir, 'settings.json');
+  const applied: unknown[] = [];
+  let refuse = false;
+  const api = new ApiServer({
+    port: 0,
+    hosts: [],
+    tokens: [TOKEN],
+    routes: settingsRoutes({
+      file,
+      base,
+      running: base,
+      overlay: {},
+      fixed: [],
+      apply: (next) => {
+        if (refuse) throw new BootboxError('CONFIG_INVALID', '"boot.namingPattern" refused by the service');
+        applied.push(structuredClone(next.boot));
+      },
+    }),
+  });
+  const put = (body: unknown) =>
+    api.inject({ method: 'PUT', url: '/api/v1/settings', headers: { authorization: `Bearer ${TOKEN}` }, body });
+  const r = await put({ boot: { unknown: 'auto', namingPattern: 'RACK%02#' }, dhcp: { mode: 'proxy' } });
+  t.is(r.status, 200, r.body);
+  t.deepEqual(j(r).applied, ['boot.unknown', 'boot.namingPattern']);
+  t.deepEqual(j(r).restartKeys, ['dhcp.mode']);
+  t.like(applied[0], { unknown: 'auto', namingPattern: 'RACK%02#' });
+  const g = j(
+    await api.inject({ method: 'GET', url: '/api/v1/settings', headers: { authorization: `Bearer ${TOKEN}` } }),
+  );
+  t.is(g.settings.boot.unknown, 'auto', 'what the box runs with now');
+  t.deepEqual(g.restartKeys, ['dhcp.mode']);
+  t.deepEqual(g.live, ['boot.unknown', 'boot.namingPattern', 'boot.defaultImage']);
+  // Setting a value again changes nothing in service.
+  const same = await put({ boot: { unknown: 'auto' } });
+  t.deepEqual(j(same).applied, []);
+  t.is(applied.length, 1);
+
+  const kept = fs.readFileSync(file, 'utf8');
+  refuse = true;
+  const no = await put({ boot: { namingPattern: 'OTHER%02#' } });
+  t.is(no.status, 400);
+  t.regex(j(no).error.message, /refused by the service/);
+  t.is(fs.readFileSync(file, 'utf8'), kept, 'settings.json unchanged');
 });
 
 test('the web UI files: index.html for client routes, ETag and caching, nothing outside the directory', async (t) => {

@@ -38,9 +38,17 @@ async function setup(t: { teardown(fn: () => Promise<void>): void }) {
   const bootDir = path.join(lab.dataDir, 'boot');
   mkdirSync(path.join(bootDir, 'deploy'), { recursive: true });
   await lab.start(CONFIG(bootDir));
-  // The client plays a BIOS PXE ROM: its DHCP request (vendor class PXEClient, arch 0)
-  // is how the box learns the machine and its architecture.
-  lab.cli.ip('link', 'set', 'eth0', 'address', MAC);
+  await biosPxeDhcp(lab, MAC);
+  const token = readFileSync(path.join(lab.dataDir, 'api-token'), 'utf8').trim();
+  return { lab, bootDir, token };
+}
+
+/**
+ * The client plays a BIOS PXE ROM with this MAC: its DHCP request (vendor class PXEClient,
+ * arch 0) is how the box learns the machine and its architecture.
+ */
+async function biosPxeDhcp(lab: BoxLab, mac: string): Promise<void> {
+  lab.cli.ip('link', 'set', 'eth0', 'address', mac);
   const { script } = writeClientScript(lab.dataDir, 'udhcpc');
   await lab.cli.exec(
     'busybox',
@@ -64,8 +72,6 @@ async function setup(t: { teardown(fn: () => Promise<void>): void }) {
     ],
     { timeoutMs: 20_000 },
   );
-  const token = readFileSync(path.join(lab.dataDir, 'api-token'), 'utf8').trim();
-  return { lab, bootDir, token };
 }
 
 async function curl(lab: BoxLab, args: string[]): Promise<{ status: number; body: string }> {
@@ -267,4 +273,33 @@ test('an admin names a machine by hand, sets its image, group and first stage', 
   t.is(JSON.parse((await put({ firstStage: null })).body).machine.firstStageOverride, undefined);
   t.is((await api(lab, 'PUT', `/api/v1/machines/${MAC}`, undefined, { name: 'x' })).status, 401);
   t.is(JSON.parse((await api(lab, 'GET', `/api/v1/machines/${MAC}`)).body).machine.name, 'rack1-n01');
+});
+
+test('the boot policy settings take effect at once: a new machine is approved, named and given its image by them', async (t) => {
+  const { lab, token } = await setup(t);
+  const put = await api(lab, 'PUT', '/api/v1/settings', token, {
+    boot: { unknown: 'auto', namingPattern: 'LIVE%02#', defaultImage: { bios: 'debian-12' } },
+    dhcp: { range: '10.77.0.120-10.77.0.130' },
+  });
+  t.is(put.status, 200, put.body);
+  const p = JSON.parse(put.body);
+  t.deepEqual(p.applied, ['boot.unknown', 'boot.namingPattern', 'boot.defaultImage']);
+  t.deepEqual(p.restartKeys, ['dhcp.range'], 'DHCP waits for a restart');
+  // A machine the box has never seen, booting now: no restart happened in between.
+  const mac = '02:00:00:00:aa:01';
+  await biosPxeDhcp(lab, mac);
+  const script = await curl(lab, [`http://10.77.0.1/boot/${mac}.ipxe`]);
+  t.is(script.status, 200);
+  t.regex(script.body, /bootbox: deploying image debian-12 to LIVE\d\d \(02:00:00:00:aa:01\)/);
+  const m = JSON.parse((await api(lab, 'GET', `/api/v1/machines/${mac}`)).body).machine;
+  t.like(m, { state: 'deploying', image: 'debian-12' });
+  t.regex(m.name, /^LIVE\d\d$/);
+  // The machine of the setup keeps its name; the settings survive a restart.
+  t.is(JSON.parse((await api(lab, 'GET', `/api/v1/machines/${MAC}`)).body).machine.name, 'HPC-NODE001');
+  t.is(await lab.stop(), 0);
+  await lab.start(CONFIG(path.join(lab.dataDir, 'boot')));
+  const after = JSON.parse((await api(lab, 'GET', '/api/v1/settings', token)).body);
+  t.is(after.settings.boot.namingPattern, 'LIVE%02#');
+  t.is(after.settings.dhcp.range, '10.77.0.120-10.77.0.130');
+  t.false(after.restartRequired);
 });

@@ -377,7 +377,7 @@ test('settings show the API’s validation message at the field; transfers and e
   t.is(await page.getByLabel('Naming pattern').getAttribute('aria-invalid'), 'true');
   await page.getByLabel('Naming pattern').fill('UI-NODE%03#');
   await page.getByRole('button', { name: 'Save' }).click();
-  await page.getByText(/Saved\. Restart the box for boot\.namingPattern/).waitFor();
+  await page.getByText('Saved and in effect now.').waitFor();
   await shot('settings');
 
   // The node fetches its script again: the Transfers page lists it with its rate.
@@ -456,7 +456,7 @@ test('the admin password is changed on the settings page: a wrong current one is
   await go('#/settings');
   await page.getByLabel('Naming pattern').fill('UI-NODE%04#');
   await page.getByRole('button', { name: 'Save' }).click();
-  await page.getByText(/Saved\. Restart the box for boot\.namingPattern/).waitFor();
+  await page.getByText('Saved and in effect now.').waitFor();
   const login = async (password: string) =>
     (
       await box.exec('curl', [

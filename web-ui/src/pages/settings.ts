@@ -26,6 +26,8 @@ interface SettingsResponse {
   pending?: Record<string, unknown>;
   restartRequired?: boolean;
   restartKeys?: string[];
+  /** Keys the box put into service at once (PUT answer). */
+  applied?: string[];
   shadowedByFlags?: string[];
 }
 
@@ -81,13 +83,14 @@ export function SettingsPage(): VNode {
       const r = await api.put<SettingsResponse>('/api/v1/settings', patch);
       setBefore(values);
       setInfo({ restartKeys: r.restartKeys ?? [], shadowed: r.shadowedByFlags ?? [] });
+      const now = r.applied?.length ? `${r.applied.join(', ')} in effect now. ` : '';
       setResult(
         r.restartRequired
           ? {
               level: 'warn',
-              text: `Saved. Restart the box for ${r.restartKeys?.length ? r.restartKeys.join(', ') : 'these changes'} to take effect.`,
+              text: `Saved. ${now}Restart the box for ${r.restartKeys?.length ? r.restartKeys.join(', ') : 'these changes'} to take effect.`,
             }
-          : { level: 'ok', text: 'Saved and applied.' },
+          : { level: 'ok', text: 'Saved and in effect now.' },
       );
     } catch (err) {
       const msg = (err as Error).message;
@@ -131,7 +134,7 @@ export function SettingsPage(): VNode {
           ? html`<${Notice} level="info">Set by a command-line flag, which wins over this page: ${info.shadowed.join(', ')}.<//>`
           : null
       }
-      <p class="help">Changes are kept on the box (settings.json) and take effect when the box restarts. An emptied field goes back to the config file's value.</p>
+      <p class="help">Changes are kept on the box (settings.json). New machines, naming and default images take effect at once; DHCP and MQTT when the box restarts. An emptied field goes back to the config file's value.</p>
       <fieldset>
         <legend>New machines</legend>
         <label for="set-unknown">A machine that netboots for the first time</label>
