@@ -381,6 +381,7 @@ async function serve(cmd: Extract<Command, { cmd: 'serve' }>): Promise<void> {
       openReadOnly: config.ui.openReadOnly,
       ...(config.ui.hostNames ? { hostNames: config.ui.hostNames } : {}),
       ...(uiTls ? { tls: uiTls } : {}),
+      sessionsFile: path.join(config.dataDir, 'sessions.json'),
       // `bootbox image` talks to the running box here (Unix socket paths are short: ~100 bytes)
       ...(Buffer.byteLength(apiSocket) < 100 ? { socketPath: apiSocket } : {}),
       isPrivatePeer: board.isPrivatePeer,

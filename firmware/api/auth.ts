@@ -21,6 +21,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
@@ -41,17 +42,20 @@ const SECRET_FORM = /^[A-Za-z0-9_-]{43}$/;
 // -- sessions ---------------------------------------------------------------------------
 
 export interface Session {
-  /** The cookie value (never logged). */
-  readonly id: string;
+  /** sha256 of the cookie value: what the box keeps (the cookie itself is never stored). */
+  readonly key: string;
   readonly csrfToken: string;
   readonly user: 'admin';
   /** clock.now() of the last request made with it. */
   lastSeen: number;
 }
 
+/** A session just made: its cookie value, to hand to the browser once. */
+export type NewSession = Session & { readonly id: string };
+
 export type SessionLookup =
   | { state: 'valid'; session: Session }
-  /** Idle too long, or not known at all (the box restarted, or the user logged out). */
+  /** Idle too long, or not known at all (logged out, or ended by a password change). */
   | { state: 'expired' | 'unknown' };
 
 export interface SessionStoreOptions {
@@ -60,17 +64,33 @@ export interface SessionStoreOptions {
   ttlMs: number;
   /** Sessions kept at once; beyond it the least recently used one is dropped. */
   max?: number;
-  /** Called after sessions were ended by drop(), clear() or the `max` bound (not by idle expiry). */
+  /** Called after sessions were ended by drop(), end(), clear() or the `max` bound (not by idle expiry). */
   onEnded?: () => void;
+  /**
+   * Where sessions outlive a restart (mode 0600): each one's key (a hash of the cookie, which
+   * cannot be used as one), CSRF token and last use. Without it, a restart ends them all.
+   */
+  file?: string;
+  log?: Logger;
 }
+
+interface SessionsFile {
+  version: 1;
+  sessions: { key: string; csrfToken: string; lastSeenAt: number }[];
+}
+
+/** How long a session's last use may wait in memory before it is written (a restart loses at most this much idle time). */
+const TOUCH_FLUSH_MS = 30_000;
 
 export class SessionStore {
   private readonly o: SessionStoreOptions;
   /** sha256(id) -> session, least recently used first (Map order). */
   private readonly byHash = new Map<string, Session>();
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(o: SessionStoreOptions) {
     this.o = o;
+    if (o.file) this.load(o.file);
   }
 
   get size(): number {
@@ -81,20 +101,23 @@ export class SessionStore {
     return this.o.ttlMs;
   }
 
-  create(): Session {
-    const s: Session = {
-      id: randomBytes(SECRET_BYTES).toString('base64url'),
+  create(): NewSession {
+    const id = randomBytes(SECRET_BYTES).toString('base64url');
+    const s: NewSession = {
+      id,
+      key: digest(id),
       csrfToken: randomBytes(SECRET_BYTES).toString('base64url'),
       user: 'admin',
       lastSeen: this.o.clock.now(),
     };
-    this.byHash.set(digest(s.id), s);
+    this.byHash.set(s.key, s);
     const max = this.o.max ?? 64;
     let evicted = false;
     while (this.byHash.size > max) {
       this.byHash.delete(this.byHash.keys().next().value!);
       evicted = true;
     }
+    this.save();
     if (evicted) this.o.onEnded?.();
     return s;
   }
@@ -108,20 +131,26 @@ export class SessionStore {
     const now = this.o.clock.now();
     if (now - s.lastSeen >= this.o.ttlMs) {
       this.byHash.delete(key);
+      this.save();
       return { state: 'expired' };
     }
     if (touch) {
       s.lastSeen = now;
       this.byHash.delete(key);
       this.byHash.set(key, s);
+      this.saveLater();
     }
     return { state: 'valid', session: s };
   }
 
+  /** Ends the session of a cookie value. */
   drop(id: string): boolean {
-    const dropped = this.byHash.delete(digest(id));
-    if (dropped) this.o.onEnded?.();
-    return dropped;
+    return this.remove(digest(id));
+  }
+
+  /** Ends a session (logout). */
+  end(s: Session): boolean {
+    return this.remove(s.key);
   }
 
   /** Ends every session (after a password change); returns how many there were. */
@@ -129,6 +158,7 @@ export class SessionStore {
     const n = this.byHash.size;
     this.byHash.clear();
     this.generation++;
+    this.save();
     if (n) this.o.onEnded?.();
     return n;
   }
@@ -141,7 +171,7 @@ export class SessionStore {
 
   /** Whether this session still exists (not dropped, cleared or evicted); idle expiry is not looked at. */
   holds(s: Session): boolean {
-    return this.byHash.get(digest(s.id)) === s;
+    return this.byHash.get(s.key) === s;
   }
 
   /** Wall-clock time at which the session expires if it is not used again. */
@@ -153,6 +183,79 @@ export class SessionStore {
   csrfMatches(s: Session, given: string | string[] | undefined): boolean {
     if (typeof given !== 'string' || given.length === 0) return false;
     return equalSecrets(Buffer.from(s.csrfToken), Buffer.from(given));
+  }
+
+  /** Writes what is still waiting (at stop). */
+  close(): void {
+    if (this.flushTimer) this.save();
+  }
+
+  private remove(key: string): boolean {
+    const removed = this.byHash.delete(key);
+    if (removed) {
+      this.save();
+      this.o.onEnded?.();
+    }
+    return removed;
+  }
+
+  /** A session began or ended: written at once, so an ended one cannot come back after a crash. */
+  private save(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const file = this.o.file;
+    if (!file) return;
+    const now = this.o.clock.now();
+    const wall = this.o.clock.date().getTime();
+    const data: SessionsFile = {
+      version: 1,
+      sessions: [...this.byHash.values()].map((s) => ({
+        key: s.key,
+        csrfToken: s.csrfToken,
+        lastSeenAt: Math.round(wall - (now - s.lastSeen)),
+      })),
+    };
+    const tmp = `${file}.tmp-${process.pid}`;
+    try {
+      writeFileSync(tmp, `${JSON.stringify(data)}\n`, { mode: 0o600 });
+      renameSync(tmp, file);
+    } catch (e) {
+      // Sessions go on in memory; only their surviving a restart is lost.
+      this.o.log?.warn(`sessions not saved to ${file}: ${(e as Error).message}`);
+    }
+  }
+
+  /** A session was used: its new idle time is written within TOUCH_FLUSH_MS. */
+  private saveLater(): void {
+    if (!this.o.file || this.flushTimer) return;
+    this.flushTimer = setTimeout(() => this.save(), TOUCH_FLUSH_MS);
+    this.flushTimer.unref?.();
+  }
+
+  private load(file: string): void {
+    if (!existsSync(file)) return;
+    try {
+      const f = JSON.parse(readFileSync(file, 'utf8')) as SessionsFile;
+      if (f?.version !== 1 || !Array.isArray(f.sessions)) throw new Error('not a sessions file');
+      const now = this.o.clock.now();
+      const wall = this.o.clock.date().getTime();
+      for (const e of f.sessions) {
+        if (typeof e?.key !== 'string' || !SECRET_FORM.test(e.key)) continue;
+        if (typeof e.csrfToken !== 'string' || !SECRET_FORM.test(e.csrfToken)) continue;
+        if (typeof e.lastSeenAt !== 'number' || !Number.isFinite(e.lastSeenAt)) continue;
+        const idle = wall - e.lastSeenAt;
+        if (idle >= this.o.ttlMs || idle < -60_000) continue; // expired, or from a clock far ahead
+        this.byHash.set(e.key, {
+          key: e.key,
+          csrfToken: e.csrfToken,
+          user: 'admin',
+          lastSeen: now - Math.max(0, idle),
+        });
+      }
+    } catch (e) {
+      this.o.log?.warn(`${file} is unreadable (${(e as Error).message}): every browser logs in again`);
+      this.byHash.clear();
+    }
   }
 }
 

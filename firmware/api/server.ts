@@ -84,6 +84,8 @@ export interface ApiServerOptions {
    * (ui.hostNames): the DNS rebinding guard of `openReadOnly`.
    */
   hostNames?: string[];
+  /** Where UI sessions outlive a restart (<data>/sessions.json); without it a restart ends them. */
+  sessionsFile?: string;
   /** A Unix socket (mode 0600) for the box's own command line: plain HTTP, token needed. */
   socketPath?: string;
   /** HTTPS: the certificate (chain) and key, PEM (ui.tls). Session cookies then carry Secure. */
@@ -166,6 +168,8 @@ export class ApiServer implements Service {
       clock: this.clock,
       ttlMs: (opts.sessionTtlMin ?? 60) * 60_000,
       onEnded: () => this.sweepStreams(),
+      ...(opts.sessionsFile ? { file: opts.sessionsFile } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
     });
     this.staticFiles = opts.uiDir ? new StaticFiles(opts.uiDir) : undefined;
     const own = os.hostname().toLowerCase();
@@ -260,6 +264,7 @@ export class ApiServer implements Service {
   }
 
   async stop(): Promise<void> {
+    this.sessions.close();
     for (const end of [...this.streams.keys()]) end();
     await Promise.all(
       this.servers.map(

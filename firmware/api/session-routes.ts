@@ -30,7 +30,7 @@ export function sessionRoutes(o: SessionRoutesOptions): Route[] {
 
   const loggedIn = (ctx: RouteContext, status = 200): RouteResult => {
     // A cookie the browser still holds is replaced: its session (if any) goes.
-    if (ctx.caller.kind === 'session') sessions.drop(ctx.caller.session.id);
+    if (ctx.caller.kind === 'session') sessions.end(ctx.caller.session);
     const s = sessions.create();
     return {
       status,
@@ -124,7 +124,7 @@ export function sessionRoutes(o: SessionRoutesOptions): Route[] {
       summary: 'Log out: the session ends and its cookie is cleared',
       responseDescription: '{loggedOut: true}',
       handler: (ctx) => {
-        if (ctx.caller.kind === 'session') sessions.drop(ctx.caller.session.id);
+        if (ctx.caller.kind === 'session') sessions.end(ctx.caller.session);
         return {
           status: 200,
           body: { loggedOut: ctx.caller.kind === 'session' },

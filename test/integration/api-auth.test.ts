@@ -459,6 +459,69 @@ test('event streams end with their session: after a password change or a logout;
   t.is(api.status().streams, 1);
 });
 
+test('sessions outlive a restart, kept as hashes in sessions.json (0600); ended and idle-expired ones do not', async (t) => {
+  const dir = tmpdir(t);
+  const clock = new ManualClock();
+  const admin = new AdminAccount({ configured: PASSWORD, file: path.join(dir, 'admin.json'), clock });
+  admin.load();
+  const file = path.join(dir, 'sessions.json');
+  const box = () =>
+    new ApiServer({
+      port: 0,
+      hosts: [],
+      tokens: [TOKEN],
+      admin,
+      clock,
+      sessionTtlMin: 60,
+      sessionsFile: file,
+      routes: [],
+    });
+  const signIn = async (api: ApiServer) => {
+    const r = await api.inject({ method: 'POST', url: '/api/v1/session', body: { password: PASSWORD } });
+    return { cookie: r.headers['set-cookie']!.split(';')[0]!, csrf: j(r).csrfToken as string };
+  };
+  const state = async (api: ApiServer, cookie: string) =>
+    j(await api.inject({ method: 'GET', url: '/api/v1/session', headers: { cookie } }));
+
+  const a = box();
+  const idle = await signIn(a);
+  const out = await signIn(a);
+  const used = await signIn(a);
+  const bye = await a.inject({
+    method: 'DELETE',
+    url: '/api/v1/session',
+    headers: { cookie: out.cookie, 'x-csrf-token': out.csrf },
+  });
+  t.is(bye.status, 200);
+  t.is(fs.statSync(file).mode & 0o777, 0o600);
+  const stored = fs.readFileSync(file, 'utf8');
+  for (const c of [idle, out, used]) t.false(stored.includes(c.cookie.split('=')[1]!), 'no cookie value on disk');
+  t.is(JSON.parse(stored).sessions.length, 2, 'the logged-out one is gone at once');
+  clock.advance(10 * 60_000);
+  t.true((await state(a, used.cookie)).authenticated);
+  await a.stop();
+
+  // 55 minutes later the box is back: `used` was idle 55 minutes, `idle` 65.
+  clock.advance(55 * 60_000);
+  const b = box();
+  t.like(await state(b, used.cookie), { authenticated: true, csrfToken: used.csrf });
+  t.false((await state(b, idle.cookie)).authenticated);
+  t.false((await state(b, out.cookie)).authenticated);
+  const change = await b.inject({
+    method: 'DELETE',
+    url: '/api/v1/session',
+    headers: { cookie: used.cookie, 'x-csrf-token': 'not-the-token' },
+  });
+  t.is(change.status, 403, 'its CSRF token still guards changes');
+
+  // A damaged file: everybody logs in again, nothing else breaks.
+  await b.stop();
+  fs.writeFileSync(file, '{"version": 1, "sessions": ');
+  const c = box();
+  t.false((await state(c, used.cookie)).authenticated);
+  t.true((await state(c, (await signIn(c)).cookie)).authenticated);
+});
+
 test('password change: wrong current passwords count against the login limit', async (t) => {
   const b = await makeBox(t);
   await setUp(b);
