@@ -22,6 +22,7 @@ import type { Catalog, CatalogImage } from '../../firmware/images/catalog.ts';
 import type { Uploads } from '../../firmware/images/uploads.ts';
 import { AuditLog } from '../../firmware/services/audit.ts';
 import { MachineRegistry } from '../../firmware/services/machines.ts';
+import { startApi } from '../helpers/api-server.ts';
 
 const TOKEN = 'api-auth-test-token-0123456789';
 const SETUP_TOKEN = 'ABCD-EFGH-JKMN-PQRS';
@@ -399,21 +400,7 @@ test('password change: needs the current password and CSRF; ends every session; 
 test('event streams end with their session: after a password change or a logout; token streams stay', async (t) => {
   const b = await makeBox(t);
   await setUp(b);
-  const api = new ApiServer({
-    port: 0,
-    hosts: ['127.0.0.1'],
-    tokens: [TOKEN],
-    admin: b.admin,
-    events: () => () => {},
-    routes: [],
-  });
-  await api.start();
-  t.teardown(() => api.stop());
-  const port = Number(
-    String((api.status().listen as string[])[0])
-      .split(':')
-      .pop(),
-  );
+  const { api, port } = await startApi(t, { tokens: [TOKEN], admin: b.admin, events: () => () => {}, routes: [] });
   // Logged in through this server (its own sessions), over the socket.
   const loginHere = async () => {
     const r = await api.inject({ method: 'POST', url: '/api/v1/session', body: { password: PASSWORD } });
@@ -1161,21 +1148,7 @@ test('GET /api/v1/openapi.json lists every route with its parameters, access and
 test('over a real socket: log in, change with the cookie and CSRF token, load the UI', async (t) => {
   const b = await makeBox(t);
   await setUp(b);
-  const api = new ApiServer({
-    port: 0,
-    hosts: ['127.0.0.1'],
-    tokens: [TOKEN],
-    admin: b.admin,
-    uiDir: b.uiDir,
-    routes: [],
-  });
-  await api.start();
-  t.teardown(() => api.stop());
-  const port = Number(
-    String((api.status().listen as string[])[0])
-      .split(':')
-      .pop(),
-  );
+  const { port } = await startApi(t, { tokens: [TOKEN], admin: b.admin, uiDir: b.uiDir, routes: [] });
   const call = (method: string, p: string, headers: Record<string, string> = {}, body?: unknown) =>
     new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
       const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));

@@ -13,6 +13,7 @@ import { ApiServer } from '../../firmware/api/server.ts';
 import { ManualClock } from '../../firmware/core/clock.ts';
 import { BootboxError } from '../../firmware/core/errors.ts';
 import { readTlsFiles } from '../../firmware/telemetry/mqtt/link.ts';
+import { listenPort } from '../helpers/api-server.ts';
 import { labPki } from '../helpers/mqtt-lab.ts';
 
 const PASSWORD = 'correct horse battery';
@@ -27,14 +28,6 @@ function admin(dir: string): AdminAccount {
   const a = new AdminAccount({ configured: PASSWORD, file: path.join(dir, 'admin.json'), clock: new ManualClock() });
   a.load();
   return a;
-}
-
-function portOf(api: ApiServer): number {
-  return Number(
-    String((api.status().listen as string[])[0])
-      .split(':')
-      .pop(),
-  );
 }
 
 interface Answer {
@@ -84,7 +77,7 @@ test('with ui.tls the UI port speaks HTTPS: a client trusting the CA logs in and
   await api.start();
   t.teardown(() => api.stop());
   t.is(api.status().scheme, 'https');
-  const port = portOf(api);
+  const port = listenPort(api);
   const ca = fs.readFileSync(pki.ca);
 
   const login = await call(https, { port, method: 'POST', path: '/api/v1/session', ca }, { password: PASSWORD });

@@ -12,11 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { imageRoutes } from '../../firmware/api/images-routes.ts';
-import { ApiServer } from '../../firmware/api/server.ts';
 import { systemClock } from '../../firmware/core/clock.ts';
 import { createLogger } from '../../firmware/core/logger.ts';
 import { importRawImage } from '../../firmware/images/chunked/importer.ts';
 import { ImageService } from '../../firmware/services/image-service.ts';
+import { startApi } from '../helpers/api-server.ts';
 
 const log = createLogger('test', { level: 'error' });
 const events = { emit: () => {} };
@@ -220,22 +220,8 @@ function sendAndDrop(port: number, id: string, total: number, part: Buffer): Pro
 
 async function apiBox(t: { teardown(fn: () => Promise<void> | void): void }, root: string) {
   const s = await service(root);
-  const api = new ApiServer({
-    port: 0,
-    hosts: ['127.0.0.1'],
-    tokens: [TOKEN],
-    routes: imageRoutes(s.catalog, s.uploads),
-  });
-  await api.start();
-  t.teardown(async () => {
-    await api.stop();
-    await s.stop();
-  });
-  const port = Number(
-    String((api.status().listen as string[])[0])
-      .split(':')
-      .pop(),
-  );
+  t.teardown(() => s.stop());
+  const { port } = await startApi(t, { tokens: [TOKEN], routes: imageRoutes(s.catalog, s.uploads) });
   return { s, port };
 }
 

@@ -12,10 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { imageRoutes } from '../../firmware/api/images-routes.ts';
-import { ApiServer } from '../../firmware/api/server.ts';
+import type { ApiServerOptions } from '../../firmware/api/server.ts';
 import { systemClock } from '../../firmware/core/clock.ts';
 import { createLogger } from '../../firmware/core/logger.ts';
 import { ImageService } from '../../firmware/services/image-service.ts';
+import { startApi } from '../helpers/api-server.ts';
 import { labPki } from '../helpers/mqtt-lab.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -345,33 +346,24 @@ test('bad command lines: exit 2 naming the flag or argument, nothing touched', a
   t.regex(empty.stdout, /^no images in the catalog \(.*\); add one with: bootbox image import FILE$/m);
 });
 
-test('with a box running: import and scan go through its API, and its refusal is a clear error', async (t) => {
-  const s = store(t);
-  const log = createLogger('test', { level: 'error' });
+/** What the CLI finds of a running box: its image service and API (and, for it, the pid file). */
+async function runningBox(t: ExecutionContext, s: Store, extra: Partial<ApiServerOptions> = {}) {
   const svc = new ImageService({
     imagesDir: s.images,
     dataDir: s.data,
     clock: systemClock,
-    log,
+    log: createLogger('test', { level: 'error' }),
     events: { emit: () => {} },
   });
   await svc.start();
-  const api = new ApiServer({
-    port: 0,
-    hosts: ['127.0.0.1'],
-    tokens: [TOKEN],
-    routes: imageRoutes(svc.catalog, svc.uploads),
-  });
-  await api.start();
-  t.teardown(async () => {
-    await api.stop();
-    await svc.stop();
-  });
-  const port = Number(
-    String((api.status().listen as string[])[0])
-      .split(':')
-      .pop(),
-  );
+  t.teardown(() => svc.stop());
+  const { api, port } = await startApi(t, { tokens: [TOKEN], routes: imageRoutes(svc.catalog, svc.uploads), ...extra });
+  return { svc, api, port };
+}
+
+test('with a box running: import and scan go through its API, and its refusal is a clear error', async (t) => {
+  const s = store(t);
+  const { svc, port } = await runningBox(t, s);
   // What the CLI sees of a running box: its pid file, and its API on 127.0.0.1:ui.port.
   fs.writeFileSync(path.join(s.data, 'bootbox.pid'), `${process.pid}\n`);
   const config = (token: string) => {
@@ -411,36 +403,13 @@ test('with a box running: import and scan go through its API, and its refusal is
 
 test('with a box running HTTPS (ui.tls): the command line talks to it over its local socket', async (t) => {
   const s = store(t);
-  const log = createLogger('test', { level: 'error' });
-  const svc = new ImageService({
-    imagesDir: s.images,
-    dataDir: s.data,
-    clock: systemClock,
-    log,
-    events: { emit: () => {} },
-  });
-  await svc.start();
   const pki = labPki(path.join(s.root, 'pki'), '127.0.0.1');
   const socketPath = path.join(s.data, 'api.sock');
-  const api = new ApiServer({
-    port: 0,
-    hosts: ['127.0.0.1'],
-    tokens: [TOKEN],
-    routes: imageRoutes(svc.catalog, svc.uploads),
+  const { svc, api, port } = await runningBox(t, s, {
     tls: { cert: fs.readFileSync(pki.cert), key: fs.readFileSync(pki.key) },
     socketPath,
   });
-  await api.start();
-  t.teardown(async () => {
-    await api.stop();
-    await svc.stop();
-  });
   t.is(fs.statSync(socketPath).mode & 0o777, 0o600);
-  const port = Number(
-    String((api.status().listen as string[])[0])
-      .split(':')
-      .pop(),
-  );
   fs.writeFileSync(path.join(s.data, 'bootbox.pid'), `${process.pid}\n`);
   const file = path.join(s.root, 'config-tls.json');
   fs.writeFileSync(
