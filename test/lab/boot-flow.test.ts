@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { type BoxLab, boxLab } from '../helpers/box.ts';
-import { writeClientScript } from '../helpers/dhcp-clients.ts';
+import { pxeLease } from '../helpers/mqtt-lab.ts';
 
 const MAC = '52:54:00:77:00:21';
 const CONFIG = (bootDir: string) => ({
@@ -38,40 +38,11 @@ async function setup(t: { teardown(fn: () => Promise<void>): void }) {
   const bootDir = path.join(lab.dataDir, 'boot');
   mkdirSync(path.join(bootDir, 'deploy'), { recursive: true });
   await lab.start(CONFIG(bootDir));
-  await biosPxeDhcp(lab, MAC);
+  // The client plays a BIOS PXE ROM: its DHCP request (vendor class PXEClient, arch 0)
+  // is how the box learns the machine and its architecture.
+  await pxeLease(lab.cli, lab.dataDir, MAC);
   const token = readFileSync(path.join(lab.dataDir, 'api-token'), 'utf8').trim();
   return { lab, bootDir, token };
-}
-
-/**
- * The client plays a BIOS PXE ROM with this MAC: its DHCP request (vendor class PXEClient,
- * arch 0) is how the box learns the machine and its architecture.
- */
-async function biosPxeDhcp(lab: BoxLab, mac: string): Promise<void> {
-  lab.cli.ip('link', 'set', 'eth0', 'address', mac);
-  const { script } = writeClientScript(lab.dataDir, 'udhcpc');
-  await lab.cli.exec(
-    'busybox',
-    [
-      'udhcpc',
-      '-i',
-      'eth0',
-      '-n',
-      '-q',
-      '-f',
-      '-t',
-      '5',
-      '-T',
-      '1',
-      '-s',
-      script,
-      '-V',
-      'PXEClient:Arch:00000:UNDI:002001',
-      '-x',
-      '0x5d:0000',
-    ],
-    { timeoutMs: 20_000 },
-  );
 }
 
 async function curl(lab: BoxLab, args: string[]): Promise<{ status: number; body: string }> {
@@ -287,7 +258,7 @@ test('the boot policy settings take effect at once: a new machine is approved, n
   t.deepEqual(p.restartKeys, ['dhcp.range'], 'DHCP waits for a restart');
   // A machine the box has never seen, booting now: no restart happened in between.
   const mac = '02:00:00:00:aa:01';
-  await biosPxeDhcp(lab, mac);
+  await pxeLease(lab.cli, lab.dataDir, mac);
   const script = await curl(lab, [`http://10.77.0.1/boot/${mac}.ipxe`]);
   t.is(script.status, 200);
   t.regex(script.body, /bootbox: deploying image debian-12 to LIVE\d\d \(02:00:00:00:aa:01\)/);
