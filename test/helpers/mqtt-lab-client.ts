@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions } from 'mqtt';
 
-interface Options {
+export interface MqttLabClientOptions {
   url: string;
   username?: string;
   password?: string;
@@ -25,7 +25,7 @@ interface Options {
   reconnectMs?: number;
 }
 
-const o = JSON.parse(process.argv[2] ?? '{}') as Options;
+const o = JSON.parse(process.argv[2] ?? '{}') as MqttLabClientOptions;
 const out = (e: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(e)}\n`);
 const opts: IClientOptions = {
   clean: o.clean ?? true,

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { BoxLab } from './box.ts';
 import { readEvents, writeClientScript } from './dhcp-clients.ts';
 import { writeMosquittoConfig } from './mosquitto-config.ts';
+import type { MqttLabClientOptions } from './mqtt-lab-client.ts';
 import { type Netns, NODE, ROOT, sleep, waitForLine } from './netns.ts';
 
 export const BIN = path.join(ROOT, 'bin/bootbox.mjs');
@@ -414,19 +415,7 @@ export async function mosquittoPub(
 }
 
 /** The MQTT.js client (mqtt-lab-client.ts) in `ns`; resolves once connected (and subscribed). */
-export async function mqttJs(
-  ns: Netns,
-  o: {
-    url: string;
-    username?: string;
-    password?: string;
-    ca?: string;
-    clientId?: string;
-    clean?: boolean;
-    reconnectMs?: number;
-    subscribe?: string[];
-  },
-): Promise<Subscriber> {
+export async function mqttJs(ns: Netns, o: MqttLabClientOptions): Promise<Subscriber> {
   const p = ns.spawn(NODE, [path.join(ROOT, 'test/helpers/mqtt-lab-client.ts'), JSON.stringify(o)]);
   const s = new Subscriber(p, (l) => {
     const j = JSON.parse(l) as { event: string; topic: string; retain: boolean; payload: string };

@@ -26,7 +26,7 @@ import path from 'node:path';
 import test from 'ava';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { buildUi } from '../../web-ui/build.ts';
-import { readEvents, writeClientScript } from '../helpers/dhcp-clients.ts';
+import { pxeLease } from '../helpers/mqtt-lab.ts';
 import { collectLines, Netns, NODE, ROOT, sh, uniqueId, waitForLine } from '../helpers/netns.ts';
 
 const BIN = path.join(ROOT, 'bin/bootbox.mjs');
@@ -68,25 +68,6 @@ function switchHost(lab: string, name: string, mac: string): Netns {
   ns.ip('link', 'set', 'eth0', 'address', mac);
   ns.ip('link', 'set', 'eth0', 'up');
   return ns;
-}
-
-/** A BIOS PXE ROM's DHCP exchange (vendor class PXEClient, arch 0) by busybox udhcpc; resolves with the lease. */
-async function pxeDhcp(host: Netns, dir: string): Promise<string> {
-  mkdirSync(dir, { recursive: true });
-  const { script, out } = writeClientScript(dir, 'udhcpc');
-  await host.exec(
-    'busybox',
-    ['udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', script].concat([
-      '-V',
-      'PXEClient:Arch:00000:UNDI:002001',
-      '-x',
-      '0x5d:0000',
-    ]),
-    { timeoutMs: 30_000 },
-  );
-  const bound = readEvents(out).find((e) => e.reason === 'bound');
-  if (!bound) throw new Error(`udhcpc got no lease: ${JSON.stringify(readEvents(out))}`);
-  return bound.ip;
 }
 
 /** The box's API from inside its namespace, with the API token (as a script would call it). */
@@ -224,7 +205,7 @@ test('a machine a real DHCP client creates shows up pending, live; approving it 
   await page.getByText('No machines yet.').waitFor();
   const h1 = switchHost(c().lab, 'c1', MAC1);
   c().clients.push(h1);
-  await pxeDhcp(h1, path.join(c().data, 'c1'));
+  await pxeLease(h1, path.join(c().data, 'c1'), MAC1);
   // No reload: the machine arrives over the event stream.
   const pending = page.getByRole('region', { name: /Waiting for approval/ });
   await pending.getByText('UI-NODE01').waitFor();
@@ -237,7 +218,7 @@ test('a machine a real DHCP client creates shows up pending, live; approving it 
   // A second machine, approved by a script through the API: the open page follows.
   const h2 = switchHost(c().lab, 'c2', MAC2);
   c().clients.push(h2);
-  await pxeDhcp(h2, path.join(c().data, 'c2'));
+  await pxeLease(h2, path.join(c().data, 'c2'), MAC2);
   const row2 = page.locator('table.machines tbody tr', { hasText: MAC2 });
   await row2.locator('.badge-pending').waitFor();
   t.is((await boxApi('POST', `/api/v1/machines/${MAC2}/approve`)).status, 200);
@@ -394,12 +375,12 @@ test('settings show the API’s validation message at the field; transfers and e
   await go('#/events');
   await page.getByLabel('Type').selectOption('dhcp');
   await page.getByLabel('MAC').fill(MAC2);
-  await pxeDhcp(c().clients[1]!, path.join(c().data, 'c2-again'));
+  await pxeLease(c().clients[1]!, path.join(c().data, 'c2-again'), MAC2);
   const rows = page.locator('table.events tbody tr');
   await rows.first().waitFor();
   await page.getByRole('button', { name: 'Pause' }).click();
   const before = await rows.count();
-  await pxeDhcp(c().clients[1]!, path.join(c().data, 'c2-third'));
+  await pxeLease(c().clients[1]!, path.join(c().data, 'c2-third'), MAC2);
   await page.getByText(/Paused; [1-9]\d* new events? since\./).waitFor();
   t.is(await rows.count(), before, 'nothing new is shown while paused');
   await page.getByRole('button', { name: 'Resume' }).click();
