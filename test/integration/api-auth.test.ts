@@ -22,7 +22,7 @@ import type { Catalog, CatalogImage } from '../../firmware/images/catalog.ts';
 import type { Uploads } from '../../firmware/images/uploads.ts';
 import { AuditLog } from '../../firmware/services/audit.ts';
 import { MachineRegistry } from '../../firmware/services/machines.ts';
-import { startApi } from '../helpers/api-server.ts';
+import { request, startApi } from '../helpers/api-server.ts';
 
 const TOKEN = 'api-auth-test-token-0123456789';
 const SETUP_TOKEN = 'ABCD-EFGH-JKMN-PQRS';
@@ -1150,30 +1150,7 @@ test('over a real socket: log in, change with the cookie and CSRF token, load th
   await setUp(b);
   const { port } = await startApi(t, { tokens: [TOKEN], admin: b.admin, uiDir: b.uiDir, routes: [] });
   const call = (method: string, p: string, headers: Record<string, string> = {}, body?: unknown) =>
-    new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-      const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port,
-          method,
-          path: p,
-          headers: {
-            ...headers,
-            ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }),
-          );
-        },
-      );
-      req.on('error', reject);
-      req.end(data);
-    });
+    request(http, { port, method, path: p, headers }, body);
   const login = await call('POST', '/api/v1/session', {}, { password: PASSWORD });
   t.is(login.status, 200, login.body);
   const setCookie = login.headers['set-cookie']![0]!;

@@ -13,7 +13,7 @@ import { ApiServer } from '../../firmware/api/server.ts';
 import { ManualClock } from '../../firmware/core/clock.ts';
 import { BootboxError } from '../../firmware/core/errors.ts';
 import { readTlsFiles } from '../../firmware/telemetry/mqtt/link.ts';
-import { listenPort } from '../helpers/api-server.ts';
+import { listenPort, request } from '../helpers/api-server.ts';
 import { labPki } from '../helpers/mqtt-lab.ts';
 
 const PASSWORD = 'correct horse battery';
@@ -28,38 +28,6 @@ function admin(dir: string): AdminAccount {
   const a = new AdminAccount({ configured: PASSWORD, file: path.join(dir, 'admin.json'), clock: new ManualClock() });
   a.load();
   return a;
-}
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-function call(mod: typeof http | typeof https, o: https.RequestOptions, body?: unknown): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = mod.request(
-      {
-        host: '127.0.0.1',
-        ...o,
-        headers: {
-          ...o.headers,
-          ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }),
-        );
-      },
-    );
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(data);
-  });
 }
 
 test('with ui.tls the UI port speaks HTTPS: a client trusting the CA logs in and gets a Secure cookie', async (t) => {
@@ -80,17 +48,22 @@ test('with ui.tls the UI port speaks HTTPS: a client trusting the CA logs in and
   const port = listenPort(api);
   const ca = fs.readFileSync(pki.ca);
 
-  const login = await call(https, { port, method: 'POST', path: '/api/v1/session', ca }, { password: PASSWORD });
+  const login = await request(https, { port, method: 'POST', path: '/api/v1/session', ca }, { password: PASSWORD });
   t.is(login.status, 200, login.body);
   const cookie = login.headers['set-cookie']![0]!;
   t.regex(cookie, /^bootbox_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Secure$/);
-  const session = await call(https, { port, path: '/api/v1/session', ca, headers: { cookie: cookie.split(';')[0]! } });
+  const session = await request(https, {
+    port,
+    path: '/api/v1/session',
+    ca,
+    headers: { cookie: cookie.split(';')[0]! },
+  });
   t.like(JSON.parse(session.body), { authenticated: true });
 
   // A client that does not trust the CA stops at the handshake; plain HTTP gets no answer.
-  const untrusted = await t.throwsAsync(call(https, { port, path: '/api/v1/session' }));
+  const untrusted = await t.throwsAsync(request(https, { port, path: '/api/v1/session' }));
   t.regex(untrusted!.message, /self[- ]signed|unable to (get|verify)/i);
-  await t.throwsAsync(call(http, { port, path: '/api/v1/session' }));
+  await t.throwsAsync(request(http, { port, path: '/api/v1/session' }));
 });
 
 test('ui.tls: a key that does not fit the certificate stops the start naming the key; so do unreadable and non-PEM files', async (t) => {
