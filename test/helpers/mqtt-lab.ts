@@ -7,7 +7,6 @@
  *   [client hosts] ── switch ── [box priv 10.77.0.1 | upl 10.78.0.1] ── [up 10.78.0.50: mosquitto]
  */
 import type { ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BoxLab } from './box.ts';
@@ -15,6 +14,7 @@ import { readEvents, writeClientScript } from './dhcp-clients.ts';
 import { writeMosquittoConfig } from './mosquitto-config.ts';
 import type { MqttLabClientOptions } from './mqtt-lab-client.ts';
 import { type Netns, NODE, ROOT, sleep, waitForLine } from './netns.ts';
+import type { Pki } from './pki.ts';
 
 export const BIN = path.join(ROOT, 'bin/bootbox.mjs');
 /** The site side: the box's uplink address and the site broker's host. */
@@ -174,48 +174,13 @@ export async function pxeLease(host: Netns, dir: string, mac: string): Promise<{
 
 // --- site mosquitto ------------------------------------------------------------------
 
-export interface LabPki {
-  ca: string;
-  cert: string;
-  key: string;
-}
-
-/** A throw-away CA and a server certificate for `ip` (P-256, one day). */
-export function labPki(dir: string, ip: string): LabPki {
-  mkdirSync(dir, { recursive: true });
-  const f = (n: string) => path.join(dir, n);
-  const ossl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ossl(['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=lab CA']);
-  writeFileSync(f('server.ext'), `subjectAltName=IP:${ip}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
-  ossl(['req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', `/CN=${ip}`]);
-  ossl([
-    'x509',
-    '-req',
-    '-in',
-    f('server.csr'),
-    '-CA',
-    f('ca.pem'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    f('server.pem'),
-    '-days',
-    '1',
-    '-extfile',
-    f('server.ext'),
-  ]);
-  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
-}
-
 export interface LabMosquittoOptions {
   ns: Netns;
   dir: string;
   host: string;
   port: number;
   users: Record<string, string>;
-  tls?: LabPki;
+  tls?: Pki;
   /** Keep retained messages and persistent sessions across a stop/start. */
   persistence?: boolean;
 }
@@ -234,7 +199,7 @@ export class LabMosquitto {
       port: o.port,
       users: o.users,
       persistence: o.persistence,
-      ...(o.tls ? { tls: { ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key } } : {}),
+      ...(o.tls ? { tls: { ca: o.tls.ca, cert: o.tls.serverCert, key: o.tls.serverKey } } : {}),
     });
   }
 

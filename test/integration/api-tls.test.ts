@@ -14,7 +14,7 @@ import { ManualClock } from '../../firmware/core/clock.ts';
 import { BootboxError } from '../../firmware/core/errors.ts';
 import { readTlsFiles } from '../../firmware/telemetry/mqtt/link.ts';
 import { listenPort, request } from '../helpers/api-server.ts';
-import { labPki } from '../helpers/mqtt-lab.ts';
+import { makePki } from '../helpers/pki.ts';
 
 const PASSWORD = 'correct horse battery';
 
@@ -32,8 +32,8 @@ function admin(dir: string): AdminAccount {
 
 test('with ui.tls the UI port speaks HTTPS: a client trusting the CA logs in and gets a Secure cookie', async (t) => {
   const dir = tmpdir(t);
-  const pki = labPki(path.join(dir, 'pki'), '127.0.0.1');
-  const tls = readTlsFiles({ cert: pki.cert, key: pki.key }, undefined, 'ui.tls');
+  const pki = makePki(path.join(dir, 'pki'));
+  const tls = readTlsFiles({ cert: pki.serverCert, key: pki.serverKey }, undefined, 'ui.tls');
   const api = new ApiServer({
     port: 0,
     hosts: ['127.0.0.1'],
@@ -68,24 +68,28 @@ test('with ui.tls the UI port speaks HTTPS: a client trusting the CA logs in and
 
 test('ui.tls: a key that does not fit the certificate stops the start naming the key; so do unreadable and non-PEM files', async (t) => {
   const dir = tmpdir(t);
-  const a = labPki(path.join(dir, 'a'), '127.0.0.1');
-  const b = labPki(path.join(dir, 'b'), '127.0.0.1');
+  const a = makePki(path.join(dir, 'a'));
+  const b = makePki(path.join(dir, 'b'));
   const api = new ApiServer({
     port: 0,
     hosts: ['127.0.0.1'],
     tokens: [],
     routes: [],
-    tls: { cert: fs.readFileSync(a.cert), key: fs.readFileSync(b.key) },
+    tls: { cert: fs.readFileSync(a.serverCert), key: fs.readFileSync(b.serverKey) },
   });
   const err = await t.throwsAsync(api.start(), { instanceOf: BootboxError });
   t.is(err!.code, 'CONFIG_INVALID');
   t.regex(err!.message, /"ui\.tls"/);
 
-  const missing = t.throws(() => readTlsFiles({ cert: path.join(dir, 'nope.pem'), key: a.key }, undefined, 'ui.tls'));
+  const missing = t.throws(() =>
+    readTlsFiles({ cert: path.join(dir, 'nope.pem'), key: a.serverKey }, undefined, 'ui.tls'),
+  );
   t.regex(missing!.message, /"ui\.tls\.cert" .*nope\.pem cannot be read \(ENOENT\)/);
   fs.writeFileSync(path.join(dir, 'junk.pem'), 'not a certificate');
-  const junk = t.throws(() => readTlsFiles({ cert: a.cert, key: path.join(dir, 'junk.pem') }, undefined, 'ui.tls'));
+  const junk = t.throws(() =>
+    readTlsFiles({ cert: a.serverCert, key: path.join(dir, 'junk.pem') }, undefined, 'ui.tls'),
+  );
   t.regex(junk!.message, /"ui\.tls\.key" .* is not a PEM file/);
-  const half = t.throws(() => readTlsFiles({ cert: a.cert }, undefined, 'ui.tls'));
+  const half = t.throws(() => readTlsFiles({ cert: a.serverCert }, undefined, 'ui.tls'));
   t.regex(half!.message, /"ui\.tls\.cert" and "ui\.tls\.key" go together/);
 });

@@ -17,7 +17,7 @@ import { systemClock } from '../../firmware/core/clock.ts';
 import { createLogger } from '../../firmware/core/logger.ts';
 import { ImageService } from '../../firmware/services/image-service.ts';
 import { startApi } from '../helpers/api-server.ts';
-import { labPki } from '../helpers/mqtt-lab.ts';
+import { makePki } from '../helpers/pki.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const NODE = path.join(ROOT, 'node_modules/.bin/node');
@@ -403,10 +403,10 @@ test('with a box running: import and scan go through its API, and its refusal is
 
 test('with a box running HTTPS (ui.tls): the command line talks to it over its local socket', async (t) => {
   const s = store(t);
-  const pki = labPki(path.join(s.root, 'pki'), '127.0.0.1');
+  const pki = makePki(path.join(s.root, 'pki'));
   const socketPath = path.join(s.data, 'api.sock');
   const { svc, api, port } = await runningBox(t, s, {
-    tls: { cert: fs.readFileSync(pki.cert), key: fs.readFileSync(pki.key) },
+    tls: { cert: fs.readFileSync(pki.serverCert), key: fs.readFileSync(pki.serverKey) },
     socketPath,
   });
   t.is(fs.statSync(socketPath).mode & 0o777, 0o600);
@@ -417,7 +417,7 @@ test('with a box running HTTPS (ui.tls): the command line talks to it over its l
     JSON.stringify({
       dataDir: s.data,
       imagesDir: s.images,
-      ui: { port, tls: { cert: pki.cert, key: pki.key } },
+      ui: { port, tls: { cert: pki.serverCert, key: pki.serverKey } },
       api: { tokens: [TOKEN] },
     }),
   );

@@ -5,13 +5,14 @@
  * clients, and the box-side child process for last-will tests. Everything listens on
  * 127.0.0.1 only.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { writeMosquittoConfig } from '../helpers/mosquitto-config.ts';
 import { NODE, ROOT } from '../helpers/netns.ts';
+import type { Pki } from '../helpers/pki.ts';
 
 export const LOCALHOST = '127.0.0.1';
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -40,69 +41,6 @@ export async function waitFor<T>(fn: () => T | undefined | null | false, what: s
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(25);
   }
-}
-
-export interface Pki {
-  ca: string;
-  serverCert: string;
-  serverKey: string;
-  clientCert: string;
-  clientKey: string;
-}
-
-/** A CA, a server certificate for 127.0.0.1 and a client certificate (P-256, one day). */
-export function makePki(dir: string): Pki {
-  mkdirSync(dir, { recursive: true });
-  const f = (n: string) => path.join(dir, n);
-  const ossl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ossl([
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    f('ca.key'),
-    '-out',
-    f('ca.pem'),
-    '-days',
-    '1',
-    '-subj',
-    '/CN=bootbox test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  const leaf = (name: string, cn: string, ext: string) => {
-    writeFileSync(f(`${name}.ext`), `${ext}\nbasicConstraints=critical,CA:FALSE\n`);
-    ossl(['req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`]);
-    ossl([
-      'x509',
-      '-req',
-      '-in',
-      f(`${name}.csr`),
-      '-CA',
-      f('ca.pem'),
-      '-CAkey',
-      f('ca.key'),
-      '-CAcreateserial',
-      '-out',
-      f(`${name}.pem`),
-      '-days',
-      '1',
-      '-extfile',
-      f(`${name}.ext`),
-    ]);
-  };
-  leaf('server', LOCALHOST, 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth');
-  leaf('client', 'bootbox-box', 'extendedKeyUsage=clientAuth');
-  return {
-    ca: f('ca.pem'),
-    serverCert: f('server.pem'),
-    serverKey: f('server.key'),
-    clientCert: f('client.pem'),
-    clientKey: f('client.key'),
-  };
 }
 
 export interface MosquittoOptions {

@@ -26,7 +26,6 @@ import {
   type Json,
   type LabMessage,
   LabMosquitto,
-  labPki,
   mosquittoPub,
   mosquittoSub,
   mosquittoSubOnce,
@@ -38,6 +37,7 @@ import {
   until,
 } from '../helpers/mqtt-lab.ts';
 import { collectLines, type Netns, NODE, sleep, waitForLine } from '../helpers/netns.ts';
+import { makePki } from '../helpers/pki.ts';
 import { type SwitchLab, switchLab } from '../helpers/switch.ts';
 import { brokerOutage } from '../integration/mqtt-support.ts';
 
@@ -66,7 +66,7 @@ async function lab(t: ExecutionContext, timeoutMs: number): Promise<Lab> {
 }
 
 async function siteBroker(l: Lab, persistence = false): Promise<LabMosquitto> {
-  const pki = labPki(path.join(l.dir, 'pki'), SITE_HOST);
+  const pki = makePki(path.join(l.dir, 'pki'), SITE_HOST);
   const m = new LabMosquitto({
     ns: l.s.lab.up,
     dir: path.join(l.dir, 'mosquitto'),
