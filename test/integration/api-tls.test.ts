@@ -10,9 +10,9 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { AdminAccount } from '../../firmware/api/auth.ts';
 import { ApiServer } from '../../firmware/api/server.ts';
+import { readTlsFiles } from '../../firmware/config/tls-files.ts';
 import { ManualClock } from '../../firmware/core/clock.ts';
 import { BootboxError } from '../../firmware/core/errors.ts';
-import { readTlsFiles } from '../../firmware/telemetry/mqtt/link.ts';
 import { listenPort, request } from '../helpers/api-server.ts';
 import { makePki } from '../helpers/pki.ts';
 

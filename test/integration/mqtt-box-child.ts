@@ -3,9 +3,11 @@
  * argv[2] ({url, root, boxId, username?, password?, ca?, cert?, key?, keepaliveSec}).
  * It prints "online" after each connect and runs until it is killed.
  */
+
+import { readTlsFiles } from '../../firmware/config/tls-files.ts';
 import { systemClock } from '../../firmware/core/clock.ts';
 import { createLogger } from '../../firmware/core/logger.ts';
-import { MqttLink, readTlsFiles } from '../../firmware/telemetry/mqtt/link.ts';
+import { MqttLink } from '../../firmware/telemetry/mqtt/link.ts';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as {
   url: string;

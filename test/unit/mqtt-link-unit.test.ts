@@ -1,14 +1,9 @@
 import test from 'ava';
+import { readTlsFiles } from '../../firmware/config/tls-files.ts';
 import { ManualClock } from '../../firmware/core/clock.ts';
 import { BootboxError } from '../../firmware/core/errors.ts';
 import { silentLogger } from '../../firmware/core/logger.ts';
-import {
-  encodePayload,
-  MqttLink,
-  protocolAfterFailure,
-  readTlsFiles,
-  redactUrl,
-} from '../../firmware/telemetry/mqtt/link.ts';
+import { encodePayload, MqttLink, protocolAfterFailure, redactUrl } from '../../firmware/telemetry/mqtt/link.ts';
 
 const base = { connacked: false, transportUp: true, silentCloses: 0 };
 

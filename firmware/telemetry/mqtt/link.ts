@@ -12,7 +12,6 @@
  * - publish() and subscribe() never throw and never wait; start() waits for nothing but
  *   the TLS files, so the boot services never wait on MQTT.
  */
-import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import {
   connect,
@@ -22,6 +21,7 @@ import {
   type IPublishPacket,
   MqttClient,
 } from 'mqtt';
+import type { TlsMaterial } from '../../config/tls-files.ts';
 import type { Clock } from '../../core/clock.ts';
 import { BootboxError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -62,43 +62,6 @@ export function protocolAfterFailure(current: ProtocolVersion, o: AttemptOutcome
   if (o.refusedCode === CONNACK_UNACCEPTABLE_PROTOCOL || o.refusedCode === REASON_UNSUPPORTED_PROTOCOL) return 4;
   if (o.transportUp && o.refusedCode === undefined && o.silentCloses >= 2) return 4;
   return current;
-}
-
-export interface TlsMaterial {
-  ca?: Buffer;
-  cert?: Buffer;
-  key?: Buffer;
-}
-
-/**
- * Reads the PEM files named by `mqtt.ca`, `mqtt.cert` and `mqtt.key`; an unreadable or
- * non-PEM file is a configuration error naming the key and the file.
- */
-export function readTlsFiles(
-  files: { ca?: string; cert?: string; key?: string },
-  readFile: (file: string) => Buffer = (f) => readFileSync(f),
-  prefix = 'mqtt',
-): TlsMaterial {
-  const out: TlsMaterial = {};
-  for (const k of ['ca', 'cert', 'key'] as const) {
-    const file = files[k];
-    if (!file) continue;
-    let data: Buffer;
-    try {
-      data = readFile(file);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      throw new BootboxError('CONFIG_UNREADABLE', `"${prefix}.${k}" ${file} cannot be read (${code})`);
-    }
-    if (!data.includes('-----BEGIN ')) {
-      throw new BootboxError('CONFIG_INVALID', `"${prefix}.${k}" ${file} is not a PEM file`);
-    }
-    out[k] = data;
-  }
-  if (Boolean(out.cert) !== Boolean(out.key)) {
-    throw new BootboxError('CONFIG_INVALID', `"${prefix}.cert" and "${prefix}.key" go together: give both or neither`);
-  }
-  return out;
 }
 
 export interface MqttLinkOptions {

@@ -5,11 +5,12 @@
  * and stop in reverse, and none of them waits for a broker.
  */
 import type { Config } from '../../config/schema.ts';
+import { readTlsFiles, type TlsMaterial } from '../../config/tls-files.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Logger } from '../../core/logger.ts';
 import { EmbeddedBroker } from './broker.ts';
 import { collectHealth, type HealthSources } from './health.ts';
-import { MqttLink, readTlsFiles, type TlsMaterial } from './link.ts';
+import { MqttLink } from './link.ts';
 import { type EventSource, type MachineSnapshot, Telemetry } from './telemetry.ts';
 import { rootFor } from './topics.ts';
 
